@@ -1,0 +1,66 @@
+"""Models of the admin API: API keys, statistics and agents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from protocol.enums import Role, WorkerType
+
+
+class KeyCreate(BaseModel):
+    role: Role
+    name: str | None = Field(default=None, max_length=200)
+
+
+class KeyPublic(BaseModel):
+    id: str
+    prefix: str
+    role: Role
+    name: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(BaseModel):
+    key: str
+    """The secret, shown this once; the coordinator keeps only its hash."""
+    info: KeyPublic
+
+
+class WorkerPublic(BaseModel):
+    id: str
+    name: str | None
+    worker_type: WorkerType
+    task_types: list[str]
+    labels: list[str]
+    max_concurrent: int
+    version: str | None
+    host: str | None
+    registered_at: datetime
+    last_seen_at: datetime
+    running_tasks: int
+    draining: bool
+    alive: bool
+
+
+class QueueCount(BaseModel):
+    type: str
+    priority: str
+    state: str
+    count: int
+
+
+class Stats(BaseModel):
+    counts: list[QueueCount]
+    totals: dict[str, int]
+    workers: list[WorkerPublic]
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    version: str
+    workers_alive: int

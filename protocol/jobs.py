@@ -1,0 +1,122 @@
+"""Models of the client-facing job API (``/api/v1/jobs``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from protocol.enums import JobState, Priority, WorkerType
+
+
+
+class RetryPolicy(BaseModel):
+    """Capped exponential backoff with jitter between attempts."""
+
+    base_s: float = Field(default=1.0, ge=0, le=86400)
+    factor: float = Field(default=2.0, ge=1, le=100)
+    cap_s: float = Field(default=300.0, ge=0, le=7 * 86400)
+    jitter: bool = True
+
+
+class InputRef(BaseModel):
+    """An input of a job: a blob uploaded earlier through ``POST /api/v1/uploads``."""
+
+    name: str = Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")
+    upload_id: str
+
+
+class JobCreate(BaseModel):
+    """What a client submits."""
+
+    type: str = Field(min_length=1, max_length=100)
+    params: dict[str, Any] = Field(default_factory=dict)
+    priority: Priority = Priority.DEFAULT
+    timeout_s: float | None = Field(default=None, gt=0, le=7 * 86400, description="Limit per attempt.")
+    total_timeout_s: float | None = Field(
+        default=None, gt=0, le=30 * 86400, description="Limit across all attempts."
+    )
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    retry: RetryPolicy | None = None
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    worker_type: WorkerType | None = Field(default=None, description="Only agents of this type.")
+    labels: list[str] = Field(default_factory=list, description="Agents must carry every label.")
+    inputs: list[InputRef] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobBatchCreate(BaseModel):
+    jobs: list[JobCreate] = Field(min_length=1, max_length=1000)
+
+
+class FileInfo(BaseModel):
+    name: str
+    size: int
+    sha256: str
+
+
+class JobError(BaseModel):
+    message: str
+    kind: str | None = None
+    traceback: str | None = None
+    retryable: bool = True
+
+
+class JobPublic(BaseModel):
+    """A job as clients see it."""
+
+    id: str
+    type: str
+    state: JobState
+    priority: Priority
+    params: dict[str, Any]
+    meta: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    available_at: datetime | None = None
+    attempts: int
+    max_attempts: int
+    timeout_s: float | None = None
+    total_timeout_s: float | None = None
+    worker_type: WorkerType | None = None
+    labels: list[str] = []
+    idempotency_key: str | None = None
+    worker_id: str | None = None
+    cancel_requested: bool = False
+    progress: float | None = None
+    progress_message: str | None = None
+    result: Any = None
+    error: JobError | None = None
+    inputs: list[FileInfo] = []
+    outputs: list[FileInfo] = []
+
+
+class JobSubmitted(BaseModel):
+    job: JobPublic
+    created: bool
+    """False when an earlier job with the same idempotency key was returned."""
+
+
+class JobBatchSubmitted(BaseModel):
+    jobs: list[JobSubmitted]
+
+
+class JobPage(BaseModel):
+    jobs: list[JobPublic]
+    next_cursor: str | None = None
+
+
+class JobEventPublic(BaseModel):
+    at: datetime
+    kind: str
+    attempt: int | None = None
+    worker_id: str | None = None
+    detail: str | None = None
+
+
+class UploadPublic(BaseModel):
+    upload_id: str
+    size: int
+    sha256: str
