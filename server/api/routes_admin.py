@@ -1,0 +1,46 @@
+"""Admin routes: API keys, agents, statistics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from protocol import KeyCreate, KeyCreated, KeyPublic, Stats, WorkerPublic
+from server.api.deps import AdminDep, ClientDep, CoordinatorDep
+from server.services import keys, stats, workers
+
+router = APIRouter(tags=["admin"])
+
+
+@router.post("/keys", status_code=status.HTTP_201_CREATED)
+async def create_key(body: KeyCreate, coord: CoordinatorDep, _: AdminDep) -> KeyCreated:
+    return await keys.create(coord, body.role, body.name)
+
+
+@router.get("/keys")
+async def list_keys(coord: CoordinatorDep, _: AdminDep) -> list[KeyPublic]:
+    return await keys.list_keys(coord)
+
+
+@router.delete("/keys/{key_id}")
+async def revoke_key(key_id: str, coord: CoordinatorDep, _: AdminDep) -> KeyPublic:
+    return await keys.revoke(coord, key_id)
+
+
+@router.get("/stats")
+async def queue_stats(coord: CoordinatorDep, _: ClientDep) -> Stats:
+    return await stats.stats(coord)
+
+
+@router.get("/workers")
+async def list_workers(coord: CoordinatorDep, _: AdminDep, include_gone: bool = False) -> list[WorkerPublic]:
+    return await workers.list_workers(coord, include_gone=include_gone)
+
+
+@router.post("/workers/{worker_id}/drain")
+async def drain(worker_id: str, coord: CoordinatorDep, _: AdminDep) -> WorkerPublic:
+    return await workers.set_draining(coord, worker_id, True)
+
+
+@router.post("/workers/{worker_id}/resume")
+async def resume(worker_id: str, coord: CoordinatorDep, _: AdminDep) -> WorkerPublic:
+    return await workers.set_draining(coord, worker_id, False)

@@ -1,0 +1,127 @@
+"""Client routes: uploads and jobs."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+from starlette.responses import Response
+
+from protocol import (
+    InputRef,
+    JobBatchCreate,
+    JobBatchSubmitted,
+    JobCreate,
+    JobEventPublic,
+    JobPage,
+    JobPublic,
+    JobState,
+    JobSubmitted,
+    UploadPublic,
+)
+from server.api import files
+from server.api.deps import ClientDep, CoordinatorDep
+from server.errors import InvalidParams
+from server.services import jobs
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.post("/uploads", status_code=status.HTTP_201_CREATED)
+async def upload(
+    request: Request, coord: CoordinatorDep, _: ClientDep, name: Annotated[str, Query()] = "input"
+) -> UploadPublic:
+    """Store a file (the raw request body) for a job to name among its inputs."""
+    files.check_name(name)
+    blob = await files.store_request_body(coord, request)
+    return await files.record_upload(coord, name, blob)
+
+
+async def _spec_from_multipart(coord: CoordinatorDep, request: Request) -> JobCreate:
+    files.check_declared_length(request, coord.settings.max_upload_bytes)
+    form = await request.form(max_files=100)
+    try:
+        raw = form.get("job")
+        if not isinstance(raw, str):
+            raise InvalidParams("a multipart submission needs a 'job' field holding the job JSON", field="job")
+        spec = JobCreate.model_validate_json(raw)
+        refs = list(spec.inputs)
+        for value in form.values():
+            if isinstance(value, UploadFile):
+                name, stored = await files.store_form_file(coord, value)
+                refs.append(InputRef(name=name, upload_id=stored.upload_id))
+    except ValidationError as exc:
+        raise InvalidParams(f"invalid job field: {exc.errors()[0]['msg']}", errors=json.loads(exc.json())) from exc
+    finally:
+        await form.close()
+    return spec.model_copy(update={"inputs": refs})
+
+
+@router.post(
+    "/jobs",
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": JobSubmitted, "description": "existing job (same idempotency key)"}},
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": JobCreate.model_json_schema()}}}},
+)
+async def submit(request: Request, coord: CoordinatorDep, _: ClientDep) -> Response:
+    """Submit one job, as JSON or as multipart with its input files."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        spec = await _spec_from_multipart(coord, request)
+    else:
+        try:
+            spec = JobCreate.model_validate_json(await request.body())
+        except ValidationError as exc:
+            problems = [{"field": ".".join(map(str, e["loc"])) or "body", "message": e["msg"]} for e in exc.errors()]
+            summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
+            raise InvalidParams(f"invalid job: {summary}", errors=problems) from exc
+    [(job, created)] = await jobs.submit(coord, [spec])
+    body = JobSubmitted(job=job, created=created).model_dump(mode="json")
+    return JSONResponse(status_code=201 if created else 200, content=body)
+
+
+@router.post("/jobs/batch", status_code=status.HTTP_201_CREATED)
+async def submit_batch(batch: JobBatchCreate, coord: CoordinatorDep, _: ClientDep) -> JobBatchSubmitted:
+    results = await jobs.submit(coord, batch.jobs)
+    return JobBatchSubmitted(jobs=[JobSubmitted(job=job, created=created) for job, created in results])
+
+
+@router.get("/jobs")
+async def list_jobs(
+    coord: CoordinatorDep,
+    _: ClientDep,
+    state: JobState | None = None,
+    type: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> JobPage:
+    return await jobs.list_jobs(coord, state=state, job_type=type, limit=limit, cursor=cursor)
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, coord: CoordinatorDep, _: ClientDep) -> JobPublic:
+    return await jobs.get(coord, job_id)
+
+
+@router.get("/jobs/{job_id}/events")
+async def job_events(job_id: str, coord: CoordinatorDep, _: ClientDep) -> list[JobEventPublic]:
+    return await jobs.job_events(coord, job_id)
+
+
+@router.post("/jobs/{job_id}/cancel")
+async def cancel(job_id: str, coord: CoordinatorDep, _: ClientDep) -> JobPublic:
+    return await jobs.cancel(coord, job_id)
+
+
+@router.post("/jobs/{job_id}/requeue")
+async def requeue(job_id: str, coord: CoordinatorDep, _: ClientDep) -> JobPublic:
+    return await jobs.requeue(coord, job_id)
+
+
+@router.get("/jobs/{job_id}/outputs/{name}", response_class=Response)
+async def download_output(job_id: str, name: str, coord: CoordinatorDep, _: ClientDep) -> Response:
+    return files.blob_response(coord, await jobs.output_blob(coord, job_id, name))

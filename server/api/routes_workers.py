@@ -1,0 +1,102 @@
+"""Agent routes: register, claim (long poll), heartbeat, complete, release, task files."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, status
+from starlette.responses import Response
+
+from protocol import (
+    LEASE_HEADER,
+    SHA256_HEADER,
+    ClaimRequest,
+    ClaimResponse,
+    CompleteRequest,
+    CompleteResponse,
+    FileInfo,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    ReleaseRequest,
+    WorkerRegister,
+    WorkerRegistered,
+)
+from server.api import files
+from server.api.deps import CoordinatorDep, WorkerDep, WorkerRouteDep
+from server.errors import FileNotFound, InvalidParams
+from server.services import leases, workers
+
+router = APIRouter(tags=["agents"])
+
+LeaseHeader = Annotated[str | None, Header(alias=LEASE_HEADER)]
+
+
+@router.post("/workers/register", status_code=status.HTTP_201_CREATED)
+async def register(body: WorkerRegister, coord: CoordinatorDep, principal: WorkerDep) -> WorkerRegistered:
+    return await workers.register(coord, body, principal.key_id)
+
+
+@router.post("/workers/{worker_id}/claim", response_model=ClaimResponse, responses={204: {"description": "nothing to do"}})
+async def claim(body: ClaimRequest, coord: CoordinatorDep, route: WorkerRouteDep) -> Response | ClaimResponse:
+    reply = await leases.claim_request(coord, route, body.max_tasks, body.wait_s, body.completions)
+    if not reply.tasks and not reply.acks and not reply.drain:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return reply
+
+
+@router.post("/workers/{worker_id}/complete")
+async def complete(body: CompleteRequest, coord: CoordinatorDep, route: WorkerRouteDep) -> CompleteResponse:
+    return CompleteResponse(acks=await leases.complete(coord, route.worker_id, body.completions))
+
+
+@router.post("/workers/{worker_id}/heartbeat")
+async def heartbeat(body: HeartbeatRequest, coord: CoordinatorDep, route: WorkerRouteDep) -> HeartbeatResponse:
+    return await leases.heartbeat(coord, route, body.tasks)
+
+
+@router.post("/workers/{worker_id}/release")
+async def release(body: ReleaseRequest, coord: CoordinatorDep, route: WorkerRouteDep) -> CompleteResponse:
+    return CompleteResponse(acks=await leases.release(coord, route.worker_id, body.tasks, body.reason))
+
+
+@router.delete("/workers/{worker_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def deregister(coord: CoordinatorDep, route: WorkerRouteDep) -> None:
+    await workers.deregister(coord, route)
+
+
+@router.get("/tasks/{job_id}/inputs/{name}", response_class=Response)
+async def download_input(job_id: str, name: str, coord: CoordinatorDep, _: WorkerDep, lease_token: LeaseHeader = None) -> Response:
+    row = await leases.require_lease(coord, job_id, lease_token)
+    for entry in row.inputs:
+        if entry["name"] == name:
+            return files.blob_response(coord, entry)
+    raise FileNotFound(f"job {job_id} has no input named {name!r}", job_id=job_id, name=name)
+
+
+@router.put("/tasks/{job_id}/outputs/{name}", status_code=status.HTTP_201_CREATED)
+async def upload_output(
+    job_id: str,
+    name: str,
+    request: Request,
+    coord: CoordinatorDep,
+    _: WorkerDep,
+    lease_token: LeaseHeader = None,
+    expected_sha256: Annotated[str | None, Header(alias=SHA256_HEADER)] = None,
+) -> FileInfo:
+    files.check_name(name)
+    await leases.require_lease(coord, job_id, lease_token)
+    assert lease_token is not None
+    blob = await files.store_request_body(coord, request)
+    if expected_sha256 and expected_sha256.lower() != blob.sha256:
+        await coord.blobs.delete(blob.key)
+        raise InvalidParams(
+            f"the body's sha256 is {blob.sha256}, not the {expected_sha256} the {SHA256_HEADER} header declares",
+            field=SHA256_HEADER,
+        )
+    entry = {"name": name, "blob_key": blob.key, "size": blob.size, "sha256": blob.sha256}
+    try:
+        await leases.attach_output(coord, job_id, lease_token, entry)
+    except Exception:
+        await coord.blobs.delete(blob.key)
+        raise
+    return FileInfo(name=name, size=blob.size, sha256=blob.sha256)

@@ -1,0 +1,61 @@
+"""``create_app(settings)``: the coordinator as an ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from protocol import API_PREFIX
+from server.api import routes_admin, routes_health, routes_jobs, routes_workers
+from server.api.errors import install_error_handlers
+from server.coordinator import Coordinator
+from server.services import keys, reaper
+from server.settings import Settings
+from server.version import VERSION
+
+logger = logging.getLogger(__name__)
+
+
+async def start(coord: Coordinator) -> None:
+    """Prepare the database; print a bootstrap admin key the first time."""
+    await coord.db.create_schema()
+    configured = coord.settings.admin_key.get_secret_value() if coord.settings.admin_key else None
+    generated = await keys.ensure_admin_key(coord, configured)
+    if generated:
+        # Printed once, to the terminal, never logged: the database keeps only its hash.
+        print(f"\nTaskpost bootstrap admin key (shown once, store it now):\n  {generated}\n", file=sys.stderr, flush=True)
+    extended = await reaper.extend_leases_after_restart(coord)
+    if extended:
+        logger.info("gave %d running tasks a fresh lease after a restart", extended, extra={"action": "restart"})
+
+
+def create_app(settings: Settings | None = None, coordinator: Coordinator | None = None) -> FastAPI:
+    settings = settings or Settings()
+    coord = coordinator or Coordinator.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await start(coord)
+        reaper_task = asyncio.create_task(reaper.run_forever(coord), name="taskpost-reaper")
+        try:
+            yield
+        finally:
+            coord.notifier.close()
+            reaper_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper_task
+            await coord.db.close()
+
+    app = FastAPI(title="Taskpost coordinator", version=VERSION, lifespan=lifespan)
+    app.state.coordinator = coord
+    install_error_handlers(app)
+    app.include_router(routes_health.router)
+    for router in (routes_jobs.router, routes_workers.router, routes_admin.router):
+        app.include_router(router, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,32 @@
+"""The storage dialect contract."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import TextClause
+
+
+class Dialect(Protocol):
+    """What the job service needs from a SQL database beyond portable SQLAlchemy Core."""
+
+    name: str
+    locks_rows: bool
+    """Whether reads of rows about to change must take row locks (SELECT ... FOR UPDATE)."""
+
+    def prepare_engine(self, engine: AsyncEngine) -> None:
+        """Install connection settings (pragmas, transaction mode) on a new engine."""
+
+    def write(self, engine: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection inside a transaction that may write, committed on success."""
+
+    def claim_statement(self, *, type_count: int, with_labels: bool) -> TextClause:
+        """UPDATE ... RETURNING that leases up to ``:limit`` queued jobs to ``:worker_id``.
+
+        Bind parameters: worker_id, now, lease_expires_at, limit, worker_type, type_0..type_N,
+        and ``worker_labels`` (a JSON array) when ``with_labels``. Each leased row gets its own
+        random lease token. Returns id, type, params, meta, priority, attempts, max_attempts,
+        timeout_s, inputs, lease_token.
+        """

@@ -1,0 +1,100 @@
+"""SQLite: WAL, one writer at a time inside this process, BEGIN IMMEDIATE for writes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import TextClause
+
+_WRITE_OPTION = "taskpost_write"
+
+# Claimed columns, shared with the PostgreSQL statement's shape.
+_RETURNING = (
+    "id, type, params, meta, priority, attempts, max_attempts, timeout_s, inputs, lease_token"
+)
+
+
+class SqliteDialect:
+    """The embedded default. A single coordinator process owns the file."""
+
+    name = "sqlite"
+    locks_rows = False  # one writer at a time already
+
+    def __init__(self) -> None:
+        # SQLite has one writer; queueing writers here is cheaper than letting them spin on
+        # SQLITE_BUSY. Other processes (the CLI) are covered by busy_timeout.
+        self._write_lock = asyncio.Lock()
+        self._claim_cache: dict[tuple[int, bool], TextClause] = {}
+
+    def prepare_engine(self, engine: AsyncEngine) -> None:
+        sync_engine = engine.sync_engine
+
+        @event.listens_for(sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Take transaction control away from the driver so BEGIN is ours to issue.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(sync_engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    @asynccontextmanager
+    async def write(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+        async with self._write_lock, engine.connect() as conn:
+            conn = await conn.execution_options(**{_WRITE_OPTION: True})
+            async with conn.begin():
+                yield conn
+
+    def claim_statement(self, *, type_count: int, with_labels: bool) -> TextClause:
+        cache_key = (type_count, with_labels)
+        statement = self._claim_cache.get(cache_key)
+        if statement is None:
+            statement = text(_claim_sql(type_count, with_labels))
+            self._claim_cache[cache_key] = statement
+        return statement
+
+
+def _claim_sql(type_count: int, with_labels: bool) -> str:
+    types = ", ".join(f":type_{i}" for i in range(type_count))
+    if with_labels:
+        labels = (
+            "(j.labels = '[]' OR NOT EXISTS (SELECT 1 FROM json_each(j.labels) AS l"
+            " WHERE l.value NOT IN (SELECT value FROM json_each(:worker_labels))))"
+        )
+    else:
+        labels = "j.labels = '[]'"
+    return f"""
+UPDATE jobs SET
+    state = 'processing',
+    attempts = attempts + 1,
+    worker_id = :worker_id,
+    lease_token = lower(hex(randomblob(16))),
+    lease_expires_at = :lease_expires_at,
+    attempt_started_at = :now,
+    started_at = coalesce(started_at, :now),
+    available_at = NULL,
+    progress = NULL,
+    progress_message = NULL
+WHERE seq IN (
+    SELECT j.seq FROM jobs AS j
+    WHERE j.state = 'queued'
+      AND j.type IN ({types})
+      AND (j.worker_type IS NULL OR j.worker_type = :worker_type)
+      AND {labels}
+    ORDER BY j.priority DESC, j.seq
+    LIMIT :limit
+)
+RETURNING {_RETURNING}
+"""

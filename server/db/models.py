@@ -1,0 +1,122 @@
+"""Tables of the coordinator. Times are UNIX seconds (float) so every dialect compares them alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "jobs"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    """Insertion order: FIFO inside a priority."""
+    id: str = Field(unique=True, max_length=36)
+    type: str = Field(max_length=100)
+    state: str = Field(max_length=16)
+    priority: int
+    params: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    meta: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    result: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    progress: float | None = None
+    progress_message: str | None = None
+    attempts: int = 0
+    max_attempts: int
+    timeout_s: float | None = None
+    total_timeout_s: float | None = None
+    retry: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    worker_type: str | None = Field(default=None, max_length=8)
+    labels: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    """Canonical JSON array (sorted) so that the claim query can test it cheaply."""
+    idempotency_key: str | None = Field(default=None, unique=True, max_length=200)
+    inputs: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    outputs: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: float
+    started_at: float | None = None
+    attempt_started_at: float | None = None
+    ended_at: float | None = None
+    available_at: float | None = None
+    """When a FAILED job may run again."""
+    lease_expires_at: float | None = None
+    lease_token: str | None = Field(default=None, max_length=64)
+    worker_id: str | None = Field(default=None, max_length=36)
+    cancel_requested: bool = False
+
+    __table_args__ = (
+        # Matches the claim query's WHERE state = ? ORDER BY priority DESC, seq exactly.
+        Index("ix_jobs_claim", "state", Column("priority").desc(), "seq"),
+        Index("ix_jobs_state_available", "state", "available_at"),
+        Index("ix_jobs_state_lease", "state", "lease_expires_at"),
+        Index("ix_jobs_type_state", "type", "state"),
+    )
+
+
+class JobEvent(SQLModel, table=True):
+    """What happened to a job besides the happy path: failures, expiries, stale completions."""
+
+    __tablename__ = "job_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(index=True, max_length=36)
+    at: float
+    kind: str = Field(max_length=40)
+    attempt: int | None = None
+    worker_id: str | None = Field(default=None, max_length=36)
+    detail: str | None = None
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=36)
+    prefix: str = Field(max_length=16)
+    hash: str = Field(unique=True, max_length=64)
+    role: str = Field(max_length=16)
+    name: str | None = None
+    created_at: float
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+
+class Worker(SQLModel, table=True):
+    __tablename__ = "workers"
+
+    id: str = Field(primary_key=True, max_length=36)
+    name: str | None = None
+    worker_type: str = Field(max_length=8)
+    task_types: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    labels: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    max_concurrent: int
+    version: str | None = None
+    host: str | None = None
+    registered_at: float
+    last_seen_at: float
+    draining: bool = False
+    deregistered_at: float | None = None
+    key_id: str | None = Field(default=None, max_length=36)
+    """The API key the agent registered with; only that key (or an admin's) may act for it."""
+
+
+class KnownJobType(SQLModel, table=True):
+    """Job types some agent declared, so that a submit of a mistyped type is refused."""
+
+    __tablename__ = "job_types"
+
+    name: str = Field(primary_key=True, max_length=100)
+    first_seen_at: float
+
+
+class Upload(SQLModel, table=True):
+    """A blob uploaded ahead of the job that will use it as an input."""
+
+    __tablename__ = "uploads"
+
+    id: str = Field(primary_key=True, max_length=36)
+    name: str
+    blob_key: str
+    size: int
+    sha256: str = Field(max_length=64)
+    created_at: float

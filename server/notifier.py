@@ -1,0 +1,53 @@
+"""Wakes long-polling claims when work may have become available."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+
+class Notifier(Protocol):
+    """A version counter that moves whenever work may have appeared."""
+
+    @property
+    def version(self) -> int: ...
+
+    def notify(self) -> None:
+        """Work may be available: wake every waiter."""
+
+    async def wait(self, seen_version: int, timeout: float) -> None:
+        """Return when the version moved past ``seen_version``, or after ``timeout`` seconds."""
+
+    def close(self) -> None:
+        """Wake every waiter for good (the coordinator is stopping)."""
+
+
+class LocalNotifier:
+    """In-process notifier: enough when one coordinator process owns the database."""
+
+    def __init__(self) -> None:
+        self._version = 0
+        self._event = asyncio.Event()
+        self._closed = False
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def notify(self) -> None:
+        self._version += 1
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait(self, seen_version: int, timeout: float) -> None:
+        if self._closed or self._version != seen_version or timeout <= 0:
+            return
+        event = self._event
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def close(self) -> None:
+        self._closed = True
+        self.notify()

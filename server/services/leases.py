@@ -1,0 +1,297 @@
+"""Agent-side task operations: claim under a lease, heartbeat, complete, release.
+
+Every operation that touches a running task checks its lease token; a token that is not the
+task's live lease is stale. Completions are idempotent for the token that completed the task.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from protocol import (
+    ClaimedTask,
+    ClaimResponse,
+    CompletionAck,
+    HeartbeatResponse,
+    JobState,
+    Outcome,
+    Priority,
+    TaskCompletion,
+    TaskLeaseStatus,
+    TaskProgress,
+)
+from server.coordinator import Coordinator, WorkerRoute
+from server.errors import JobNotFound, StaleLease
+from server.services import events, workers
+from server.services.convert import require_datetime
+from server.services.jobs import JOBS
+from server.services.transitions import AttemptFailure, after_failure
+
+_LEASE_COLUMNS = (
+    JOBS.c.id,
+    JOBS.c.state,
+    JOBS.c.lease_token,
+    JOBS.c.attempts,
+    JOBS.c.max_attempts,
+    JOBS.c.retry,
+    JOBS.c.created_at,
+    JOBS.c.total_timeout_s,
+    JOBS.c.cancel_requested,
+    JOBS.c.worker_id,
+    JOBS.c.inputs,
+    JOBS.c.outputs,
+)
+
+
+async def _lease_rows(conn: AsyncConnection, coord: Coordinator, job_ids: Sequence[str]) -> dict[str, Any]:
+    query = select(*_LEASE_COLUMNS).where(JOBS.c.id.in_(set(job_ids)))
+    if coord.db.dialect.locks_rows:
+        query = query.with_for_update()
+    return {row.id: row for row in await conn.execute(query)}
+
+
+def _holds_lease(row: Any, token: str) -> bool:
+    return row is not None and row.state == JobState.PROCESSING.value and row.lease_token == token
+
+
+async def claim(coord: Coordinator, route: WorkerRoute, max_tasks: int) -> list[ClaimedTask]:
+    """Lease up to ``max_tasks`` queued jobs this agent may run, best priority first."""
+    if max_tasks <= 0 or route.draining:
+        return []
+    now = coord.clock()
+    lease_expires_at = now + coord.settings.lease_s
+    params: dict[str, Any] = {
+        "worker_id": route.worker_id,
+        "now": now,
+        "lease_expires_at": lease_expires_at,
+        "limit": min(max_tasks, coord.settings.max_claim_batch),
+        "worker_type": route.worker_type,
+    }
+    params.update({f"type_{i}": task_type for i, task_type in enumerate(route.task_types)})
+    if route.labels:
+        params["worker_labels"] = json.dumps(list(route.labels))
+    statement = coord.db.dialect.claim_statement(
+        type_count=len(route.task_types), with_labels=bool(route.labels)
+    )
+    async with coord.db.write() as conn:
+        rows = (await conn.execute(statement, params)).all()
+        await workers.touch(conn, coord, route, now)
+    tasks = [_claimed(row, lease_expires_at) for row in rows]
+    tasks.sort(key=lambda task: -task.priority.rank)
+    return tasks
+
+
+def _claimed(row: Any, lease_expires_at: float) -> ClaimedTask:
+    def as_json(value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    return ClaimedTask(
+        job_id=row.id,
+        type=row.type,
+        params=as_json(row.params),
+        meta=as_json(row.meta),
+        priority=Priority.from_rank(row.priority),
+        attempt=row.attempts,
+        max_attempts=row.max_attempts,
+        timeout_s=row.timeout_s,
+        lease_token=row.lease_token,
+        lease_expires_at=require_datetime(lease_expires_at),
+        inputs=[
+            {"name": f["name"], "size": f["size"], "sha256": f["sha256"]} for f in as_json(row.inputs)
+        ],
+    )
+
+
+async def claim_with_wait(
+    coord: Coordinator, route: WorkerRoute, max_tasks: int, wait_s: float | None
+) -> list[ClaimedTask]:
+    """Claim, holding the request (long poll) until work arrives or the hold runs out."""
+    hold = coord.settings.long_poll_s if wait_s is None else min(wait_s, coord.settings.long_poll_s)
+    deadline = coord.clock() + hold
+    while True:
+        seen = coord.notifier.version
+        tasks = await claim(coord, route, max_tasks)
+        remaining = deadline - coord.clock()
+        if tasks or remaining <= 0 or max_tasks <= 0 or route.draining:
+            return tasks
+        await coord.notifier.wait(seen, remaining)
+
+
+async def claim_request(
+    coord: Coordinator,
+    route: WorkerRoute,
+    max_tasks: int,
+    wait_s: float | None,
+    completions: list[TaskCompletion],
+) -> ClaimResponse:
+    acks = await complete(coord, route.worker_id, completions) if completions else []
+    # An agent that just reported results should not sit in a long poll with nothing to show.
+    tasks = await claim_with_wait(coord, route, max_tasks, 0 if acks else wait_s)
+    return ClaimResponse(tasks=tasks, acks=acks, drain=route.draining)
+
+
+async def complete(coord: Coordinator, worker_id: str, completions: list[TaskCompletion]) -> list[CompletionAck]:
+    """Apply the end of attempts; stale ones are recorded and refused."""
+    now = coord.clock()
+    acks: list[CompletionAck] = []
+    succeeded: list[dict[str, Any]] = []
+    other_updates: list[tuple[str, str, dict[str, Any]]] = []
+    log: list[events.Event] = []
+    requeued = False
+    async with coord.db.write() as conn:
+        rows = await _lease_rows(conn, coord, [c.job_id for c in completions])
+        for completion in completions:
+            row = rows.get(completion.job_id)
+            if row is None:
+                acks.append(CompletionAck(job_id=completion.job_id, accepted=False, code="job_not_found", message="no job has this id"))
+                continue
+            if row.lease_token != completion.lease_token:
+                log.append(events.Event(row.id, "stale_completion_refused", row.attempts, worker_id, f"outcome {completion.outcome.value}"))
+                acks.append(CompletionAck(job_id=row.id, accepted=False, state=row.state, code=StaleLease.code, message="the lease was lost; this completion was not applied"))
+                continue
+            if row.state != JobState.PROCESSING.value:
+                acks.append(CompletionAck(job_id=row.id, accepted=True, state=row.state))  # a resend
+                continue
+            state, values = _completion_values(row, completion, now)
+            if state is JobState.COMPLETED:
+                succeeded.append({"b_id": row.id, "b_token": completion.lease_token, "b_result": completion.result})
+            else:
+                other_updates.append((row.id, completion.lease_token, values))
+                log.append(events.Event(row.id, f"attempt_{completion.outcome.value}", row.attempts, worker_id, completion.error_message))
+                requeued = requeued or state is JobState.QUEUED
+            acks.append(CompletionAck(job_id=row.id, accepted=True, state=state.value))
+        if succeeded:
+            await conn.execute(_COMPLETE_STATEMENT.values(ended_at=now), succeeded)
+        for job_id, token, values in other_updates:
+            await conn.execute(
+                update(JOBS).where(JOBS.c.id == job_id, JOBS.c.lease_token == token).values(**values)
+            )
+        await events.record(conn, log, now)
+    if requeued:
+        coord.notifier.notify()
+    return acks
+
+
+_COMPLETE_STATEMENT = (
+    update(JOBS)
+    .where(
+        JOBS.c.id == bindparam("b_id"),
+        JOBS.c.lease_token == bindparam("b_token"),
+        JOBS.c.state == JobState.PROCESSING.value,
+    )
+    .values(
+        state=JobState.COMPLETED.value,
+        result=bindparam("b_result", type_=JOBS.c.result.type),
+        progress=1.0,
+        lease_expires_at=None,
+        error=None,
+    )
+)
+
+
+def _completion_values(row: Any, completion: TaskCompletion, now: float) -> tuple[JobState, dict[str, Any]]:
+    if completion.outcome is Outcome.SUCCEEDED:
+        return JobState.COMPLETED, {}
+    if completion.outcome is Outcome.CANCELLED:
+        return JobState.CANCELLED, {"state": JobState.CANCELLED.value, "ended_at": now, "lease_expires_at": None}
+    failure = AttemptFailure(
+        message=completion.error_message or "the handler failed",
+        kind=completion.error_kind or "error",
+        retryable=completion.retryable,
+        retry_delay_s=completion.retry_delay_s,
+        traceback=completion.traceback,
+    )
+    values = after_failure(row, failure, now)
+    return JobState(values["state"]), values
+
+
+async def heartbeat(coord: Coordinator, route: WorkerRoute, tasks: list[TaskProgress]) -> HeartbeatResponse:
+    """Extend the leases the agent still holds and tell it which tasks to stop."""
+    now = coord.clock()
+    expires = now + coord.settings.lease_s
+    statuses: list[TaskLeaseStatus] = []
+    async with coord.db.write() as conn:
+        await workers.touch(conn, coord, route, now, force=True)
+        if tasks:
+            rows = await _lease_rows(conn, coord, [t.job_id for t in tasks])
+            extended: list[dict[str, Any]] = []
+            for task in tasks:
+                row = rows.get(task.job_id)
+                if not _holds_lease(row, task.lease_token):
+                    statuses.append(TaskLeaseStatus(job_id=task.job_id, lease_valid=False))
+                    continue
+                extended.append({"b_id": task.job_id, "b_token": task.lease_token, "b_progress": task.progress, "b_message": task.message})
+                statuses.append(
+                    TaskLeaseStatus(
+                        job_id=task.job_id,
+                        lease_valid=True,
+                        cancel_requested=bool(row.cancel_requested),
+                        lease_expires_at=require_datetime(expires),
+                    )
+                )
+            if extended:
+                await conn.execute(_HEARTBEAT_STATEMENT.values(lease_expires_at=expires), extended)
+    return HeartbeatResponse(tasks=statuses, drain=route.draining)
+
+
+_HEARTBEAT_STATEMENT = (
+    update(JOBS)
+    .where(
+        JOBS.c.id == bindparam("b_id"),
+        JOBS.c.lease_token == bindparam("b_token"),
+        JOBS.c.state == JobState.PROCESSING.value,
+    )
+    .values(progress=bindparam("b_progress"), progress_message=bindparam("b_message"))
+)
+
+
+async def release(coord: Coordinator, worker_id: str, tasks: list[TaskProgress], reason: str) -> list[CompletionAck]:
+    """Put unfinished tasks back in the queue at once, giving back the attempt they used."""
+    now = coord.clock()
+    acks: list[CompletionAck] = []
+    async with coord.db.write() as conn:
+        rows = await _lease_rows(conn, coord, [t.job_id for t in tasks])
+        for task in tasks:
+            row = rows.get(task.job_id)
+            if not _holds_lease(row, task.lease_token):
+                acks.append(CompletionAck(job_id=task.job_id, accepted=False, code=StaleLease.code))
+                continue
+            state = JobState.CANCELLED if row.cancel_requested else JobState.QUEUED
+            values: dict[str, Any] = {"state": state.value, "lease_token": None, "lease_expires_at": None}
+            if state is JobState.QUEUED:
+                values.update(attempts=max(row.attempts - 1, 0), worker_id=None)
+            else:
+                values.update(ended_at=now)
+            await conn.execute(update(JOBS).where(JOBS.c.id == row.id).values(**values))
+            await events.record(conn, [events.Event(row.id, "released", row.attempts, worker_id, reason)], now)
+            acks.append(CompletionAck(job_id=row.id, accepted=True, state=state.value))
+    coord.notifier.notify()
+    return acks
+
+
+async def require_lease(coord: Coordinator, job_id: str, token: str | None) -> Any:
+    """The job row, if ``token`` is its live lease; StaleLease otherwise."""
+    async with coord.db.read() as conn:
+        rows = await _lease_rows(conn, coord, [job_id])
+    row = rows.get(job_id)
+    if row is None:
+        raise JobNotFound(f"no job has id {job_id!r}", job_id=job_id)
+    if not token or not _holds_lease(row, token):
+        raise StaleLease(f"the lease token is not the live lease of job {job_id}", job_id=job_id)
+    return row
+
+
+async def attach_output(coord: Coordinator, job_id: str, token: str, entry: dict[str, Any]) -> None:
+    """Record an uploaded output on the job, replacing one of the same name."""
+    async with coord.db.write() as conn:
+        rows = await _lease_rows(conn, coord, [job_id])
+        row = rows.get(job_id)
+        if not _holds_lease(row, token):
+            raise StaleLease(f"the lease token is not the live lease of job {job_id}", job_id=job_id)
+        outputs = [o for o in (row.outputs or []) if o["name"] != entry["name"]] + [entry]
+        await conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(outputs=outputs))

@@ -1,0 +1,133 @@
+"""Background upkeep: expired leases, overdue attempts, due retries, jobs out of total time.
+
+One pass is a few indexed queries; it runs every ``reaper_interval_s``. Every change is a
+conditional update, so several coordinators sharing a database may all run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy import and_, select, update
+
+from protocol import JobState
+from server.coordinator import Coordinator
+from server.services import events
+from server.services.jobs import JOBS
+from server.services.transitions import AttemptFailure, after_failure
+
+logger = logging.getLogger(__name__)
+
+_FAILURE_COLUMNS = (
+    JOBS.c.id,
+    JOBS.c.lease_token,
+    JOBS.c.attempts,
+    JOBS.c.max_attempts,
+    JOBS.c.retry,
+    JOBS.c.created_at,
+    JOBS.c.total_timeout_s,
+    JOBS.c.cancel_requested,
+    JOBS.c.worker_id,
+    JOBS.c.timeout_s,
+    JOBS.c.attempt_started_at,
+    JOBS.c.lease_expires_at,
+)
+
+
+async def reap_once(coord: Coordinator) -> int:
+    """One pass; returns how many jobs changed state."""
+    now = coord.clock()
+    changed = 0
+    woke_queue = False
+    async with coord.db.write() as conn:
+        grace = coord.settings.timeout_grace_s
+        running = (
+            await conn.execute(
+                select(*_FAILURE_COLUMNS).where(
+                    JOBS.c.state == JobState.PROCESSING.value,
+                    (JOBS.c.lease_expires_at < now)
+                    | (
+                        JOBS.c.timeout_s.is_not(None)
+                        & (JOBS.c.attempt_started_at + JOBS.c.timeout_s + grace < now)
+                    ),
+                )
+            )
+        ).all()
+        log: list[events.Event] = []
+        for row in running:
+            failure = _why_overdue(row, now)
+            values = after_failure(row, failure, now)
+            result = await conn.execute(
+                update(JOBS)
+                .where(JOBS.c.id == row.id, JOBS.c.lease_token == row.lease_token)
+                .values(**values)
+            )
+            if result.rowcount:
+                changed += 1
+                woke_queue = woke_queue or values["state"] == JobState.QUEUED.value
+                log.append(events.Event(row.id, failure.kind, row.attempts, row.worker_id, f"{failure.message} -> {values['state']}"))
+        due = await conn.execute(
+            update(JOBS)
+            .where(JOBS.c.state == JobState.FAILED.value, JOBS.c.available_at <= now)
+            .values(state=JobState.QUEUED.value, available_at=None, worker_id=None)
+        )
+        if due.rowcount:
+            changed += due.rowcount
+            woke_queue = True
+        out_of_time = await conn.execute(
+            update(JOBS)
+            .where(
+                JOBS.c.state.in_([JobState.QUEUED.value, JobState.FAILED.value]),
+                JOBS.c.total_timeout_s.is_not(None),
+                and_(JOBS.c.created_at + JOBS.c.total_timeout_s < now),
+            )
+            .values(
+                state=JobState.DEAD.value,
+                ended_at=now,
+                error={"message": "total_timeout_s passed before the job could finish", "kind": "total_timeout", "retryable": False},
+            )
+            .returning(JOBS.c.id)
+        )
+        for job_id in out_of_time.scalars():
+            changed += 1
+            log.append(events.Event(job_id, "total_timeout", detail="-> dead"))
+        await events.record(conn, log, now)
+    if woke_queue:
+        coord.notifier.notify()
+    return changed
+
+
+def _why_overdue(row: Any, now: float) -> AttemptFailure:
+    if row.timeout_s is not None and row.attempt_started_at + row.timeout_s < now and (
+        row.lease_expires_at is None or row.lease_expires_at >= now
+    ):
+        return AttemptFailure(f"attempt {row.attempts} ran past timeout_s={row.timeout_s}", "timeout")
+    return AttemptFailure(
+        f"lease expired: agent {row.worker_id} stopped heartbeating during attempt {row.attempts}",
+        "lease_expired",
+    )
+
+
+async def extend_leases_after_restart(coord: Coordinator) -> int:
+    """Give running tasks one lease length: their agents could not heartbeat while we were down."""
+    now = coord.clock()
+    async with coord.db.write() as conn:
+        result = await conn.execute(
+            update(JOBS)
+            .where(JOBS.c.state == JobState.PROCESSING.value, JOBS.c.lease_expires_at < now + coord.settings.lease_s)
+            .values(lease_expires_at=now + coord.settings.lease_s)
+        )
+    return result.rowcount
+
+
+async def run_forever(coord: Coordinator) -> None:
+    while True:
+        try:
+            await reap_once(coord)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("reaper pass failed", extra={"action": "reap"})
+        await asyncio.sleep(coord.settings.reaper_interval_s)

@@ -1,0 +1,30 @@
+"""Queue statistics, like ``rq info``."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import func, select
+
+from protocol import Priority, QueueCount, Stats
+from server.coordinator import Coordinator
+from server.services import workers
+from server.services.jobs import JOBS
+
+
+async def stats(coord: Coordinator) -> Stats:
+    query = (
+        select(JOBS.c.type, JOBS.c.priority, JOBS.c.state, func.count())
+        .group_by(JOBS.c.type, JOBS.c.priority, JOBS.c.state)
+        .order_by(JOBS.c.type, JOBS.c.priority.desc(), JOBS.c.state)
+    )
+    async with coord.db.read() as conn:
+        rows = (await conn.execute(query)).all()
+    counts = [
+        QueueCount(type=job_type, priority=Priority.from_rank(rank).value, state=state, count=count)
+        for job_type, rank, state, count in rows
+    ]
+    totals: Counter[str] = Counter()
+    for entry in counts:
+        totals[entry.state] += entry.count
+    return Stats(counts=counts, totals=dict(totals), workers=await workers.list_workers(coord))

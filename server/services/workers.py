@@ -1,0 +1,148 @@
+"""Agent registry: register, look up, drain, deregister, list."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from protocol import Cadence, WorkerPublic, WorkerRegister, WorkerRegistered, WorkerType
+from server.coordinator import Coordinator, WorkerRoute
+from server.db.models import Worker
+from server.errors import Forbidden, WorkerNotFound
+from server.services.convert import require_datetime
+from server.services.jobs import JOBS, JOB_TYPES
+
+WORKERS = Worker.__table__  # type: ignore[attr-defined]
+
+# Writing last_seen_at on every claim would put a write on the hot path for nothing.
+_LAST_SEEN_PRECISION_S = 2.0
+
+
+def cadence(coord: Coordinator) -> Cadence:
+    settings = coord.settings
+    return Cadence(
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        long_poll_s=settings.long_poll_s,
+        lease_s=settings.lease_s,
+    )
+
+
+async def register(coord: Coordinator, request: WorkerRegister, key_id: str | None) -> WorkerRegistered:
+    now = coord.clock()
+    worker_id = str(uuid.uuid4())
+    task_types = sorted(set(request.task_types))
+    labels = sorted(set(request.labels))
+    async with coord.db.write() as conn:
+        await conn.execute(
+            insert(WORKERS).values(
+                id=worker_id,
+                name=request.name,
+                worker_type=request.worker_type.value,
+                task_types=task_types,
+                labels=labels,
+                max_concurrent=request.max_concurrent,
+                version=request.version,
+                host=request.host,
+                registered_at=now,
+                last_seen_at=now,
+                draining=False,
+                key_id=key_id,
+            )
+        )
+        known = set((await conn.execute(select(JOB_TYPES.c.name))).scalars())
+        new_types = [{"name": t, "first_seen_at": now} for t in task_types if t not in known]
+        if new_types:
+            await conn.execute(insert(JOB_TYPES), new_types)
+    coord.known_job_types.update(task_types)
+    coord.workers[worker_id] = WorkerRoute(
+        worker_id=worker_id,
+        key_id=key_id,
+        worker_type=request.worker_type.value,
+        task_types=tuple(task_types),
+        labels=tuple(labels),
+        last_seen_written=now,
+    )
+    return WorkerRegistered(worker_id=worker_id, cadence=cadence(coord))
+
+
+async def route_for(coord: Coordinator, worker_id: str, key_id: str | None, is_admin: bool) -> WorkerRoute:
+    """The cached routing facts of a live agent; the key must be the one it registered with."""
+    route = coord.workers.get(worker_id)
+    if route is None:
+        async with coord.db.read() as conn:
+            row = (await conn.execute(select(WORKERS).where(WORKERS.c.id == worker_id))).first()
+        if row is None or row.deregistered_at is not None:
+            raise WorkerNotFound(f"no registered agent has id {worker_id!r}: register again", worker_id=worker_id)
+        route = WorkerRoute(
+            worker_id=row.id,
+            key_id=row.key_id,
+            worker_type=row.worker_type,
+            task_types=tuple(row.task_types),
+            labels=tuple(row.labels),
+            draining=row.draining,
+        )
+        coord.workers[worker_id] = route
+    if not is_admin and route.key_id is not None and route.key_id != key_id:
+        raise Forbidden("this agent was registered with another API key")
+    return route
+
+
+async def touch(conn: AsyncConnection, coord: Coordinator, route: WorkerRoute, now: float, force: bool = False) -> None:
+    if force or now - route.last_seen_written >= _LAST_SEEN_PRECISION_S:
+        await conn.execute(update(WORKERS).where(WORKERS.c.id == route.worker_id).values(last_seen_at=now))
+        route.last_seen_written = now
+
+
+async def deregister(coord: Coordinator, route: WorkerRoute) -> None:
+    now = coord.clock()
+    async with coord.db.write() as conn:
+        await conn.execute(update(WORKERS).where(WORKERS.c.id == route.worker_id).values(deregistered_at=now, last_seen_at=now))
+    coord.workers.pop(route.worker_id, None)
+
+
+async def set_draining(coord: Coordinator, worker_id: str, draining: bool) -> WorkerPublic:
+    route = await route_for(coord, worker_id, None, is_admin=True)
+    async with coord.db.write() as conn:
+        await conn.execute(update(WORKERS).where(WORKERS.c.id == worker_id).values(draining=draining))
+    route.draining = draining
+    coord.notifier.notify()  # let a held claim return with the news
+    return next(w for w in await list_workers(coord, include_gone=True) if w.id == worker_id)
+
+
+async def list_workers(coord: Coordinator, include_gone: bool = False) -> list[WorkerPublic]:
+    now = coord.clock()
+    query = select(WORKERS).order_by(WORKERS.c.registered_at)
+    if not include_gone:
+        query = query.where(WORKERS.c.deregistered_at.is_(None))
+    running_query = (
+        select(JOBS.c.worker_id, func.count())
+        .where(JOBS.c.state == "processing")
+        .group_by(JOBS.c.worker_id)
+    )
+    async with coord.db.read() as conn:
+        rows = (await conn.execute(query)).all()
+        running = {worker_id: count for worker_id, count in await conn.execute(running_query)}
+    return [_public(row, running.get(row.id, 0), now, coord.settings.worker_gone_s) for row in rows]
+
+
+def _public(row: Any, running: int, now: float, gone_after_s: float) -> WorkerPublic:
+    return WorkerPublic(
+        id=row.id,
+        name=row.name,
+        worker_type=WorkerType(row.worker_type),
+        task_types=list(row.task_types),
+        labels=list(row.labels),
+        max_concurrent=row.max_concurrent,
+        version=row.version,
+        host=row.host,
+        registered_at=require_datetime(row.registered_at),
+        last_seen_at=require_datetime(row.last_seen_at),
+        running_tasks=running,
+        draining=row.draining,
+        alive=row.deregistered_at is None and now - row.last_seen_at < gone_after_s,
+    )
+
+
