@@ -50,7 +50,7 @@ async def _spec_from_multipart(coord: CoordinatorDep, request: Request) -> JobCr
             raise InvalidParams("a multipart submission needs a 'job' field holding the job JSON", field="job")
         spec = JobCreate.model_validate_json(raw)
         refs = list(spec.inputs)
-        for value in form.values():
+        for _, value in form.multi_items():
             if isinstance(value, UploadFile):
                 name, stored = await files.store_form_file(coord, value)
                 refs.append(InputRef(name=name, upload_id=stored.upload_id))

@@ -17,24 +17,20 @@ def require_datetime(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def file_infos(files: Any) -> list[FileInfo]:
-    return [FileInfo(name=f["name"], size=f["size"], sha256=f["sha256"]) for f in _json(files) or []]
+    return [FileInfo(name=f["name"], size=f["size"], sha256=f["sha256"]) for f in files or []]
 
 
 def job_public(row: Any) -> JobPublic:
     """A ``jobs`` row (any mapping-like row with the table's columns) as clients see it."""
-    error = _json(row.error)
+    error = row.error
     return JobPublic(
         id=row.id,
         type=row.type,
         state=JobState(row.state),
         priority=Priority.from_rank(row.priority),
-        params=_json(row.params),
-        meta=_json(row.meta),
+        params=row.params,
+        meta=row.meta,
         created_at=require_datetime(row.created_at),
         started_at=to_datetime(row.started_at),
         ended_at=to_datetime(row.ended_at),
@@ -50,7 +46,7 @@ def job_public(row: Any) -> JobPublic:
         cancel_requested=bool(row.cancel_requested),
         progress=row.progress,
         progress_message=row.progress_message,
-        result=_json(row.result),
+        result=row.result,
         error=JobError(**error) if error else None,
         inputs=file_infos(row.inputs),
         outputs=file_infos(row.outputs),

@@ -7,6 +7,7 @@ task's live lease is stale. Completions are idempotent for the token that comple
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,14 +88,11 @@ async def claim(coord: Coordinator, route: WorkerRoute, max_tasks: int) -> list[
 
 
 def _claimed(row: Any, lease_expires_at: float) -> ClaimedTask:
-    def as_json(value: Any) -> Any:
-        return json.loads(value) if isinstance(value, str) else value
-
     return ClaimedTask(
         job_id=row.id,
         type=row.type,
-        params=as_json(row.params),
-        meta=as_json(row.meta),
+        params=row.params,
+        meta=row.meta,
         priority=Priority.from_rank(row.priority),
         attempt=row.attempts,
         max_attempts=row.max_attempts,
@@ -102,7 +100,7 @@ def _claimed(row: Any, lease_expires_at: float) -> ClaimedTask:
         lease_token=row.lease_token,
         lease_expires_at=require_datetime(lease_expires_at),
         inputs=[
-            {"name": f["name"], "size": f["size"], "sha256": f["sha256"]} for f in as_json(row.inputs)
+            {"name": f["name"], "size": f["size"], "sha256": f["sha256"]} for f in row.inputs
         ],
     )
 
@@ -112,11 +110,11 @@ async def claim_with_wait(
 ) -> list[ClaimedTask]:
     """Claim, holding the request (long poll) until work arrives or the hold runs out."""
     hold = coord.settings.long_poll_s if wait_s is None else min(wait_s, coord.settings.long_poll_s)
-    deadline = coord.clock() + hold
+    deadline = time.monotonic() + hold
     while True:
         seen = coord.notifier.version
         tasks = await claim(coord, route, max_tasks)
-        remaining = deadline - coord.clock()
+        remaining = deadline - time.monotonic()
         if tasks or remaining <= 0 or max_tasks <= 0 or route.draining:
             return tasks
         await coord.notifier.wait(seen, remaining)

@@ -107,6 +107,7 @@ def _why_overdue(row: Any, now: float) -> AttemptFailure:
     return AttemptFailure(
         f"lease expired: agent {row.worker_id} stopped heartbeating during attempt {row.attempts}",
         "lease_expired",
+        retry_delay_s=0,  # the agent is gone, not the task at fault: back in the queue at once
     )
 
 

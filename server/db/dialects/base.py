@@ -5,8 +5,25 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from sqlalchemy import JSON, Float, Integer, String, column
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.selectable import TextualSelect
+
+# What a claim returns, typed so that JSON columns come back decoded on every dialect.
+CLAIM_RETURNING: tuple[ColumnClause[object], ...] = (
+    column("id", String),
+    column("type", String),
+    column("params", JSON),
+    column("meta", JSON),
+    column("priority", Integer),
+    column("attempts", Integer),
+    column("max_attempts", Integer),
+    column("timeout_s", Float),
+    column("inputs", JSON),
+    column("lease_token", String),
+)
+CLAIM_RETURNING_SQL = ", ".join(c.name for c in CLAIM_RETURNING)
 
 
 class Dialect(Protocol):
@@ -22,7 +39,7 @@ class Dialect(Protocol):
     def write(self, engine: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection inside a transaction that may write, committed on success."""
 
-    def claim_statement(self, *, type_count: int, with_labels: bool) -> TextClause:
+    def claim_statement(self, *, type_count: int, with_labels: bool) -> TextualSelect:
         """UPDATE ... RETURNING that leases up to ``:limit`` queued jobs to ``:worker_id``.
 
         Bind parameters: worker_id, now, lease_expires_at, limit, worker_type, type_0..type_N,

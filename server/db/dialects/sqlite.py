@@ -9,14 +9,11 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.selectable import TextualSelect
+
+from server.db.dialects.base import CLAIM_RETURNING, CLAIM_RETURNING_SQL
 
 _WRITE_OPTION = "taskpost_write"
-
-# Claimed columns, shared with the PostgreSQL statement's shape.
-_RETURNING = (
-    "id, type, params, meta, priority, attempts, max_attempts, timeout_s, inputs, lease_token"
-)
 
 
 class SqliteDialect:
@@ -29,7 +26,7 @@ class SqliteDialect:
         # SQLite has one writer; queueing writers here is cheaper than letting them spin on
         # SQLITE_BUSY. Other processes (the CLI) are covered by busy_timeout.
         self._write_lock = asyncio.Lock()
-        self._claim_cache: dict[tuple[int, bool], TextClause] = {}
+        self._claim_cache: dict[tuple[int, bool], TextualSelect] = {}
 
     def prepare_engine(self, engine: AsyncEngine) -> None:
         sync_engine = engine.sync_engine
@@ -57,11 +54,11 @@ class SqliteDialect:
             async with conn.begin():
                 yield conn
 
-    def claim_statement(self, *, type_count: int, with_labels: bool) -> TextClause:
+    def claim_statement(self, *, type_count: int, with_labels: bool) -> TextualSelect:
         cache_key = (type_count, with_labels)
         statement = self._claim_cache.get(cache_key)
         if statement is None:
-            statement = text(_claim_sql(type_count, with_labels))
+            statement = text(_claim_sql(type_count, with_labels)).columns(*CLAIM_RETURNING)
             self._claim_cache[cache_key] = statement
         return statement
 
@@ -96,5 +93,5 @@ WHERE seq IN (
     ORDER BY j.priority DESC, j.seq
     LIMIT :limit
 )
-RETURNING {_RETURNING}
+RETURNING {CLAIM_RETURNING_SQL}
 """

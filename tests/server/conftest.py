@@ -1,0 +1,145 @@
+"""In-process coordinator on a real SQLite file, driven through httpx's ASGI transport.
+
+The coordinator's clock is a ``ManualClock`` so lease expiry and backoff are tested by moving
+time forward, not by sleeping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from protocol import API_PREFIX
+from server.app import create_app
+from server.coordinator import Coordinator
+from server.services import reaper
+from server.settings import Settings
+
+ADMIN_KEY = "test-admin-key"
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Api:
+    """A test client that speaks the protocol with a key of each role."""
+
+    def __init__(self, client: httpx.AsyncClient, coord: Coordinator, clock: ManualClock) -> None:
+        self.http = client
+        self.coord = coord
+        self.clock = clock
+        self.keys: dict[str, str] = {"admin": ADMIN_KEY}
+
+    def auth(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+    async def make_key(self, role: str) -> str:
+        response = await self.http.post(f"{API_PREFIX}/keys", json={"role": role}, headers=self.auth("admin"))
+        assert response.status_code == 201, response.text
+        key: str = response.json()["key"]
+        self.keys.setdefault(role, key)
+        return key
+
+    async def submit(self, expect: int = 201, **spec: Any) -> dict[str, Any]:
+        spec.setdefault("type", "noop")
+        response = await self.http.post(f"{API_PREFIX}/jobs", json=spec, headers=self.auth("client"))
+        assert response.status_code == expect, response.text
+        body: dict[str, Any] = response.json()
+        return body["job"] if expect in (200, 201) else body
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        response = await self.http.get(f"{API_PREFIX}/jobs/{job_id}", headers=self.auth("client"))
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def events(self, job_id: str) -> list[dict[str, Any]]:
+        response = await self.http.get(f"{API_PREFIX}/jobs/{job_id}/events", headers=self.auth("client"))
+        assert response.status_code == 200, response.text
+        body: list[dict[str, Any]] = response.json()
+        return body
+
+    async def register(self, **body: Any) -> str:
+        body.setdefault("task_types", ["noop"])
+        response = await self.http.post(f"{API_PREFIX}/workers/register", json=body, headers=self.auth("worker"))
+        assert response.status_code == 201, response.text
+        worker_id: str = response.json()["worker_id"]
+        return worker_id
+
+    async def claim(self, worker_id: str, max_tasks: int = 1, wait_s: float = 0, **extra: Any) -> list[dict[str, Any]]:
+        response = await self.http.post(
+            f"{API_PREFIX}/workers/{worker_id}/claim",
+            json={"max_tasks": max_tasks, "wait_s": wait_s, **extra},
+            headers=self.auth("worker"),
+        )
+        if response.status_code == 204:
+            return []
+        assert response.status_code == 200, response.text
+        tasks: list[dict[str, Any]] = response.json()["tasks"]
+        return tasks
+
+    async def complete(self, worker_id: str, task: dict[str, Any], outcome: str = "succeeded", **extra: Any) -> dict[str, Any]:
+        completion = {"job_id": task["job_id"], "lease_token": task["lease_token"], "outcome": outcome, **extra}
+        response = await self.http.post(
+            f"{API_PREFIX}/workers/{worker_id}/complete",
+            json={"completions": [completion]},
+            headers=self.auth("worker"),
+        )
+        assert response.status_code == 200, response.text
+        ack: dict[str, Any] = response.json()["acks"][0]
+        return ack
+
+    async def heartbeat(self, worker_id: str, *tasks: dict[str, Any], progress: float | None = None) -> dict[str, Any]:
+        body = {"tasks": [{"job_id": t["job_id"], "lease_token": t["lease_token"], "progress": progress} for t in tasks]}
+        response = await self.http.post(f"{API_PREFIX}/workers/{worker_id}/heartbeat", json=body, headers=self.auth("worker"))
+        assert response.status_code == 200, response.text
+        reply: dict[str, Any] = response.json()
+        return reply
+
+    async def reap(self) -> int:
+        return await reaper.reap_once(self.coord)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        admin_key=ADMIN_KEY,
+        lease_s=30,
+        long_poll_s=5,
+        reaper_interval_s=3600,  # tests call reap_once themselves
+        max_upload_bytes=1024 * 1024,
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+async def api(settings: Settings, clock: ManualClock) -> AsyncIterator[Api]:
+    coord = Coordinator.from_settings(settings)
+    coord.clock = clock
+    app = create_app(settings, coord)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://coordinator") as client:
+            api = Api(client, coord, clock)
+            await api.make_key("client")
+            await api.make_key("worker")
+            yield api
