@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class JobState(str, Enum):
+class JobState(StrEnum):
     """Where a job is in its lifecycle.
 
     QUEUED -> PROCESSING -> COMPLETED; a failed attempt goes to FAILED and, after its
@@ -28,7 +28,7 @@ TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.DEAD, JobState.CANCELL
 REQUEUEABLE_STATES = frozenset({JobState.FAILED, JobState.DEAD, JobState.CANCELLED})
 
 
-class Priority(str, Enum):
+class Priority(StrEnum):
     """Three priority levels; FIFO inside each level."""
 
     HIGH = "high"
@@ -49,12 +49,12 @@ _PRIORITY_RANK = {Priority.HIGH: 2, Priority.DEFAULT: 1, Priority.LOW: 0}
 _RANK_PRIORITY = {rank: priority for priority, rank in _PRIORITY_RANK.items()}
 
 
-class WorkerType(str, Enum):
+class WorkerType(StrEnum):
     GPU = "gpu"
     CPU = "cpu"
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """What an API key may do.
 
     admin: everything; client: submit and manage jobs; worker: register, claim and run tasks.
@@ -65,7 +65,7 @@ class Role(str, Enum):
     WORKER = "worker"
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """How an attempt ended, as the agent reports it."""
 
     SUCCEEDED = "succeeded"

@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field
 from protocol.enums import JobState, Priority, WorkerType
 
 
-
 class RetryPolicy(BaseModel):
     """Capped exponential backoff with jitter between attempts."""
 

@@ -29,10 +29,16 @@ async def start(coord: Coordinator) -> None:
     generated = await keys.ensure_admin_key(coord, configured)
     if generated:
         # Printed once, to the terminal, never logged: the database keeps only its hash.
-        print(f"\nTaskpost bootstrap admin key (shown once, store it now):\n  {generated}\n", file=sys.stderr, flush=True)
+        print(
+            f"\nTaskpost bootstrap admin key (shown once, store it now):\n  {generated}\n",
+            file=sys.stderr,
+            flush=True,
+        )
     extended = await reaper.extend_leases_after_restart(coord)
     if extended:
-        logger.info("gave %d running tasks a fresh lease after a restart", extended, extra={"action": "restart"})
+        logger.info(
+            "gave %d running tasks a fresh lease after a restart", extended, extra={"action": "restart"}
+        )
 
 
 def create_app(settings: Settings | None = None, coordinator: Coordinator | None = None) -> FastAPI:

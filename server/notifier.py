@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Protocol
 
 
@@ -15,8 +16,8 @@ class Notifier(Protocol):
     def notify(self) -> None:
         """Work may be available: wake every waiter."""
 
-    async def wait(self, seen_version: int, timeout: float) -> None:
-        """Return when the version moved past ``seen_version``, or after ``timeout`` seconds."""
+    async def wait(self, seen_version: int, timeout_s: float) -> None:
+        """Return when the version moved past ``seen_version``, or after ``timeout_s`` seconds."""
 
     def close(self) -> None:
         """Wake every waiter for good (the coordinator is stopping)."""
@@ -39,14 +40,12 @@ class LocalNotifier:
         event, self._event = self._event, asyncio.Event()
         event.set()
 
-    async def wait(self, seen_version: int, timeout: float) -> None:
-        if self._closed or self._version != seen_version or timeout <= 0:
+    async def wait(self, seen_version: int, timeout_s: float) -> None:
+        if self._closed or self._version != seen_version or timeout_s <= 0:
             return
         event = self._event
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout_s)
 
     def close(self) -> None:
         self._closed = True

@@ -16,7 +16,9 @@ from server.errors import TaskpostError
 logger = logging.getLogger(__name__)
 
 
-def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> JSONResponse:
     body = ErrorBody(error=ErrorDetail(code=code, message=message, details=details))
     return JSONResponse(status_code=status, content=body.model_dump(mode="json"))
 

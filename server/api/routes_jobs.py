@@ -47,7 +47,9 @@ async def _spec_from_multipart(coord: CoordinatorDep, request: Request) -> JobCr
     try:
         raw = form.get("job")
         if not isinstance(raw, str):
-            raise InvalidParams("a multipart submission needs a 'job' field holding the job JSON", field="job")
+            raise InvalidParams(
+                "a multipart submission needs a 'job' field holding the job JSON", field="job"
+            )
         spec = JobCreate.model_validate_json(raw)
         refs = list(spec.inputs)
         for _, value in form.multi_items():
@@ -55,7 +57,9 @@ async def _spec_from_multipart(coord: CoordinatorDep, request: Request) -> JobCr
                 name, stored = await files.store_form_file(coord, value)
                 refs.append(InputRef(name=name, upload_id=stored.upload_id))
     except ValidationError as exc:
-        raise InvalidParams(f"invalid job field: {exc.errors()[0]['msg']}", errors=json.loads(exc.json())) from exc
+        raise InvalidParams(
+            f"invalid job field: {exc.errors()[0]['msg']}", errors=json.loads(exc.json())
+        ) from exc
     finally:
         await form.close()
     return spec.model_copy(update={"inputs": refs})
@@ -65,7 +69,9 @@ async def _spec_from_multipart(coord: CoordinatorDep, request: Request) -> JobCr
     "/jobs",
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": JobSubmitted, "description": "existing job (same idempotency key)"}},
-    openapi_extra={"requestBody": {"content": {"application/json": {"schema": JobCreate.model_json_schema()}}}},
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"schema": JobCreate.model_json_schema()}}}
+    },
 )
 async def submit(request: Request, coord: CoordinatorDep, _: ClientDep) -> Response:
     """Submit one job, as JSON or as multipart with its input files."""
@@ -76,7 +82,9 @@ async def submit(request: Request, coord: CoordinatorDep, _: ClientDep) -> Respo
         try:
             spec = JobCreate.model_validate_json(await request.body())
         except ValidationError as exc:
-            problems = [{"field": ".".join(map(str, e["loc"])) or "body", "message": e["msg"]} for e in exc.errors()]
+            problems = [
+                {"field": ".".join(map(str, e["loc"])) or "body", "message": e["msg"]} for e in exc.errors()
+            ]
             summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
             raise InvalidParams(f"invalid job: {summary}", errors=problems) from exc
     [(job, created)] = await jobs.submit(coord, [spec])

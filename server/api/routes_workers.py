@@ -36,7 +36,11 @@ async def register(body: WorkerRegister, coord: CoordinatorDep, principal: Worke
     return await workers.register(coord, body, principal.key_id)
 
 
-@router.post("/workers/{worker_id}/claim", response_model=ClaimResponse, responses={204: {"description": "nothing to do"}})
+@router.post(
+    "/workers/{worker_id}/claim",
+    response_model=ClaimResponse,
+    responses={204: {"description": "nothing to do"}},
+)
 async def claim(body: ClaimRequest, coord: CoordinatorDep, route: WorkerRouteDep) -> Response | ClaimResponse:
     reply = await leases.claim_request(coord, route, body.max_tasks, body.wait_s, body.completions)
     if not reply.tasks and not reply.acks and not reply.drain:
@@ -50,7 +54,9 @@ async def complete(body: CompleteRequest, coord: CoordinatorDep, route: WorkerRo
 
 
 @router.post("/workers/{worker_id}/heartbeat")
-async def heartbeat(body: HeartbeatRequest, coord: CoordinatorDep, route: WorkerRouteDep) -> HeartbeatResponse:
+async def heartbeat(
+    body: HeartbeatRequest, coord: CoordinatorDep, route: WorkerRouteDep
+) -> HeartbeatResponse:
     return await leases.heartbeat(coord, route, body.tasks)
 
 
@@ -65,7 +71,9 @@ async def deregister(coord: CoordinatorDep, route: WorkerRouteDep) -> None:
 
 
 @router.get("/tasks/{job_id}/inputs/{name}", response_class=Response)
-async def download_input(job_id: str, name: str, coord: CoordinatorDep, _: WorkerDep, lease_token: LeaseHeader = None) -> Response:
+async def download_input(
+    job_id: str, name: str, coord: CoordinatorDep, _: WorkerDep, lease_token: LeaseHeader = None
+) -> Response:
     row = await leases.require_lease(coord, job_id, lease_token)
     for entry in row.inputs:
         if entry["name"] == name:
@@ -85,12 +93,12 @@ async def upload_output(
 ) -> FileInfo:
     files.check_name(name)
     await leases.require_lease(coord, job_id, lease_token)
-    assert lease_token is not None
+    assert lease_token is not None  # require_lease refuses a missing token
     blob = await files.store_request_body(coord, request)
     if expected_sha256 and expected_sha256.lower() != blob.sha256:
         await coord.blobs.delete(blob.key)
         raise InvalidParams(
-            f"the body's sha256 is {blob.sha256}, not the {expected_sha256} the {SHA256_HEADER} header declares",
+            f"the body's sha256 is {blob.sha256}, not {expected_sha256} as {SHA256_HEADER} says",
             field=SHA256_HEADER,
         )
     entry = {"name": name, "blob_key": blob.key, "size": blob.size, "sha256": blob.sha256}

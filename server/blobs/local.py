@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 from server.blobs.base import StoredBlob
 from server.errors import PayloadTooLarge
@@ -67,6 +68,6 @@ class LocalBlobStore:
         return str(self._path(key))
 
 
-def _flush_and_sync(handle: object) -> None:
-    handle.flush()  # type: ignore[attr-defined]
-    os.fsync(handle.fileno())  # type: ignore[attr-defined]
+def _flush_and_sync(handle: BinaryIO) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())

@@ -210,7 +210,10 @@ async def cancel(coord: Coordinator, job_id: str) -> JobPublic:
         elif state is JobState.PROCESSING:
             values = {"cancel_requested": True}
         else:
-            raise InvalidState(f"job {job_id} is {state.value}; only queued, failed or processing jobs can be cancelled", state=state.value)
+            raise InvalidState(
+                f"job {job_id} is {state.value}; only queued, failed or processing jobs can be cancelled",
+                state=state.value,
+            )
         await conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(**values))
         await events.record(conn, [events.Event(job_id, "cancel_requested", row.attempts)], now)
         return job_public(await _load(conn, job_id))
@@ -224,7 +227,9 @@ async def requeue(coord: Coordinator, job_id: str) -> JobPublic:
         state = JobState(row.state)
         if state not in REQUEUEABLE_STATES:
             allowed = ", ".join(sorted(s.value for s in REQUEUEABLE_STATES))
-            raise InvalidState(f"job {job_id} is {state.value}; only {allowed} jobs can be requeued", state=state.value)
+            raise InvalidState(
+                f"job {job_id} is {state.value}; only {allowed} jobs can be requeued", state=state.value
+            )
         await conn.execute(
             update(JOBS)
             .where(JOBS.c.id == job_id)

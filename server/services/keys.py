@@ -90,7 +90,13 @@ async def authenticate(coord: Coordinator, raw: str | None) -> Principal:
     if not raw:
         raise NotAuthenticated()
     async with coord.db.read() as conn:
-        row = (await conn.execute(select(KEYS.c.id, KEYS.c.role, KEYS.c.revoked_at, KEYS.c.last_used_at).where(KEYS.c.hash == hash_key(raw)))).first()
+        row = (
+            await conn.execute(
+                select(KEYS.c.id, KEYS.c.role, KEYS.c.revoked_at, KEYS.c.last_used_at).where(
+                    KEYS.c.hash == hash_key(raw)
+                )
+            )
+        ).first()
     if row is None:
         raise NotAuthenticated("unknown API key: check the key, or create one with 'taskpost keys create'")
     if row.revoked_at is not None:
@@ -107,11 +113,15 @@ async def ensure_admin_key(coord: Coordinator, configured: str | None) -> str | 
     now = coord.clock()
     async with coord.db.write() as conn:
         if configured:
-            exists = (await conn.execute(select(KEYS.c.id).where(KEYS.c.hash == hash_key(configured)))).first()
+            exists = (
+                await conn.execute(select(KEYS.c.id).where(KEYS.c.hash == hash_key(configured)))
+            ).first()
             if exists is None:
                 await insert_key(conn, configured, Role.ADMIN, "bootstrap (TASKPOST_ADMIN_KEY)", now)
             return None
-        admins = (await conn.execute(select(func.count()).select_from(KEYS).where(KEYS.c.role == Role.ADMIN.value))).scalar_one()
+        admins = (
+            await conn.execute(select(func.count()).select_from(KEYS).where(KEYS.c.role == Role.ADMIN.value))
+        ).scalar_one()
         if admins:
             return None
         raw = new_secret(Role.ADMIN)

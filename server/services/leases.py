@@ -99,9 +99,7 @@ def _claimed(row: Any, lease_expires_at: float) -> ClaimedTask:
         timeout_s=row.timeout_s,
         lease_token=row.lease_token,
         lease_expires_at=require_datetime(lease_expires_at),
-        inputs=[
-            {"name": f["name"], "size": f["size"], "sha256": f["sha256"]} for f in row.inputs
-        ],
+        inputs=[{"name": f["name"], "size": f["size"], "sha256": f["sha256"]} for f in row.inputs],
     )
 
 
@@ -133,7 +131,9 @@ async def claim_request(
     return ClaimResponse(tasks=tasks, acks=acks, drain=route.draining)
 
 
-async def complete(coord: Coordinator, worker_id: str, completions: list[TaskCompletion]) -> list[CompletionAck]:
+async def complete(
+    coord: Coordinator, worker_id: str, completions: list[TaskCompletion]
+) -> list[CompletionAck]:
     """Apply the end of attempts; stale ones are recorded and refused."""
     now = coord.clock()
     acks: list[CompletionAck] = []
@@ -144,23 +144,56 @@ async def complete(coord: Coordinator, worker_id: str, completions: list[TaskCom
     async with coord.db.write() as conn:
         rows = await _lease_rows(conn, coord, [c.job_id for c in completions])
         for completion in completions:
-            row = rows.get(completion.job_id)
+            row: Any = rows.get(completion.job_id)
             if row is None:
-                acks.append(CompletionAck(job_id=completion.job_id, accepted=False, code="job_not_found", message="no job has this id"))
+                acks.append(
+                    CompletionAck(
+                        job_id=completion.job_id,
+                        accepted=False,
+                        code="job_not_found",
+                        message="no job has this id",
+                    )
+                )
                 continue
             if row.lease_token != completion.lease_token:
-                log.append(events.Event(row.id, "stale_completion_refused", row.attempts, worker_id, f"outcome {completion.outcome.value}"))
-                acks.append(CompletionAck(job_id=row.id, accepted=False, state=row.state, code=StaleLease.code, message="the lease was lost; this completion was not applied"))
+                log.append(
+                    events.Event(
+                        row.id,
+                        "stale_completion_refused",
+                        row.attempts,
+                        worker_id,
+                        f"outcome {completion.outcome.value}",
+                    )
+                )
+                acks.append(
+                    CompletionAck(
+                        job_id=row.id,
+                        accepted=False,
+                        state=row.state,
+                        code=StaleLease.code,
+                        message="the lease was lost; this completion was not applied",
+                    )
+                )
                 continue
             if row.state != JobState.PROCESSING.value:
                 acks.append(CompletionAck(job_id=row.id, accepted=True, state=row.state))  # a resend
                 continue
             state, values = _completion_values(row, completion, now)
             if state is JobState.COMPLETED:
-                succeeded.append({"b_id": row.id, "b_token": completion.lease_token, "b_result": completion.result})
+                succeeded.append(
+                    {"b_id": row.id, "b_token": completion.lease_token, "b_result": completion.result}
+                )
             else:
                 other_updates.append((row.id, completion.lease_token, values))
-                log.append(events.Event(row.id, f"attempt_{completion.outcome.value}", row.attempts, worker_id, completion.error_message))
+                log.append(
+                    events.Event(
+                        row.id,
+                        f"attempt_{completion.outcome.value}",
+                        row.attempts,
+                        worker_id,
+                        completion.error_message,
+                    )
+                )
                 requeued = requeued or state is JobState.QUEUED
             acks.append(CompletionAck(job_id=row.id, accepted=True, state=state.value))
         if succeeded:
@@ -196,7 +229,11 @@ def _completion_values(row: Any, completion: TaskCompletion, now: float) -> tupl
     if completion.outcome is Outcome.SUCCEEDED:
         return JobState.COMPLETED, {}
     if completion.outcome is Outcome.CANCELLED:
-        return JobState.CANCELLED, {"state": JobState.CANCELLED.value, "ended_at": now, "lease_expires_at": None}
+        return JobState.CANCELLED, {
+            "state": JobState.CANCELLED.value,
+            "ended_at": now,
+            "lease_expires_at": None,
+        }
     failure = AttemptFailure(
         message=completion.error_message or "the handler failed",
         kind=completion.error_kind or "error",
@@ -219,11 +256,18 @@ async def heartbeat(coord: Coordinator, route: WorkerRoute, tasks: list[TaskProg
             rows = await _lease_rows(conn, coord, [t.job_id for t in tasks])
             extended: list[dict[str, Any]] = []
             for task in tasks:
-                row = rows.get(task.job_id)
+                row: Any = rows.get(task.job_id)
                 if not _holds_lease(row, task.lease_token):
                     statuses.append(TaskLeaseStatus(job_id=task.job_id, lease_valid=False))
                     continue
-                extended.append({"b_id": task.job_id, "b_token": task.lease_token, "b_progress": task.progress, "b_message": task.message})
+                extended.append(
+                    {
+                        "b_id": task.job_id,
+                        "b_token": task.lease_token,
+                        "b_progress": task.progress,
+                        "b_message": task.message,
+                    }
+                )
                 statuses.append(
                     TaskLeaseStatus(
                         job_id=task.job_id,
@@ -248,14 +292,16 @@ _HEARTBEAT_STATEMENT = (
 )
 
 
-async def release(coord: Coordinator, worker_id: str, tasks: list[TaskProgress], reason: str) -> list[CompletionAck]:
+async def release(
+    coord: Coordinator, worker_id: str, tasks: list[TaskProgress], reason: str
+) -> list[CompletionAck]:
     """Put unfinished tasks back in the queue at once, giving back the attempt they used."""
     now = coord.clock()
     acks: list[CompletionAck] = []
     async with coord.db.write() as conn:
         rows = await _lease_rows(conn, coord, [t.job_id for t in tasks])
         for task in tasks:
-            row = rows.get(task.job_id)
+            row: Any = rows.get(task.job_id)
             if not _holds_lease(row, task.lease_token):
                 acks.append(CompletionAck(job_id=task.job_id, accepted=False, code=StaleLease.code))
                 continue
@@ -266,7 +312,9 @@ async def release(coord: Coordinator, worker_id: str, tasks: list[TaskProgress],
             else:
                 values.update(ended_at=now)
             await conn.execute(update(JOBS).where(JOBS.c.id == row.id).values(**values))
-            await events.record(conn, [events.Event(row.id, "released", row.attempts, worker_id, reason)], now)
+            await events.record(
+                conn, [events.Event(row.id, "released", row.attempts, worker_id, reason)], now
+            )
             acks.append(CompletionAck(job_id=row.id, accepted=True, state=state.value))
     coord.notifier.notify()
     return acks
@@ -276,7 +324,7 @@ async def require_lease(coord: Coordinator, job_id: str, token: str | None) -> A
     """The job row, if ``token`` is its live lease; StaleLease otherwise."""
     async with coord.db.read() as conn:
         rows = await _lease_rows(conn, coord, [job_id])
-    row = rows.get(job_id)
+    row: Any = rows.get(job_id)
     if row is None:
         raise JobNotFound(f"no job has id {job_id!r}", job_id=job_id)
     if not token or not _holds_lease(row, token):
@@ -288,7 +336,7 @@ async def attach_output(coord: Coordinator, job_id: str, token: str, entry: dict
     """Record an uploaded output on the job, replacing one of the same name."""
     async with coord.db.write() as conn:
         rows = await _lease_rows(conn, coord, [job_id])
-        row = rows.get(job_id)
+        row: Any = rows.get(job_id)
         if not _holds_lease(row, token):
             raise StaleLease(f"the lease token is not the live lease of job {job_id}", job_id=job_id)
         outputs = [o for o in (row.outputs or []) if o["name"] != entry["name"]] + [entry]

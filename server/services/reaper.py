@@ -67,7 +67,15 @@ async def reap_once(coord: Coordinator) -> int:
             if result.rowcount:
                 changed += 1
                 woke_queue = woke_queue or values["state"] == JobState.QUEUED.value
-                log.append(events.Event(row.id, failure.kind, row.attempts, row.worker_id, f"{failure.message} -> {values['state']}"))
+                log.append(
+                    events.Event(
+                        row.id,
+                        failure.kind,
+                        row.attempts,
+                        row.worker_id,
+                        f"{failure.message} -> {values['state']}",
+                    )
+                )
         due = await conn.execute(
             update(JOBS)
             .where(JOBS.c.state == JobState.FAILED.value, JOBS.c.available_at <= now)
@@ -86,7 +94,11 @@ async def reap_once(coord: Coordinator) -> int:
             .values(
                 state=JobState.DEAD.value,
                 ended_at=now,
-                error={"message": "total_timeout_s passed before the job could finish", "kind": "total_timeout", "retryable": False},
+                error={
+                    "message": "total_timeout_s passed before the job could finish",
+                    "kind": "total_timeout",
+                    "retryable": False,
+                },
             )
             .returning(JOBS.c.id)
         )
@@ -100,8 +112,10 @@ async def reap_once(coord: Coordinator) -> int:
 
 
 def _why_overdue(row: Any, now: float) -> AttemptFailure:
-    if row.timeout_s is not None and row.attempt_started_at + row.timeout_s < now and (
-        row.lease_expires_at is None or row.lease_expires_at >= now
+    if (
+        row.timeout_s is not None
+        and row.attempt_started_at + row.timeout_s < now
+        and (row.lease_expires_at is None or row.lease_expires_at >= now)
     ):
         return AttemptFailure(f"attempt {row.attempts} ran past timeout_s={row.timeout_s}", "timeout")
     return AttemptFailure(
@@ -117,7 +131,10 @@ async def extend_leases_after_restart(coord: Coordinator) -> int:
     async with coord.db.write() as conn:
         result = await conn.execute(
             update(JOBS)
-            .where(JOBS.c.state == JobState.PROCESSING.value, JOBS.c.lease_expires_at < now + coord.settings.lease_s)
+            .where(
+                JOBS.c.state == JobState.PROCESSING.value,
+                JOBS.c.lease_expires_at < now + coord.settings.lease_s,
+            )
             .values(lease_expires_at=now + coord.settings.lease_s)
         )
     return result.rowcount

@@ -13,7 +13,7 @@ from server.coordinator import Coordinator, WorkerRoute
 from server.db.models import Worker
 from server.errors import Forbidden, WorkerNotFound
 from server.services.convert import require_datetime
-from server.services.jobs import JOBS, JOB_TYPES
+from server.services.jobs import JOB_TYPES, JOBS
 
 WORKERS = Worker.__table__  # type: ignore[attr-defined]
 
@@ -75,7 +75,9 @@ async def route_for(coord: Coordinator, worker_id: str, key_id: str | None, is_a
         async with coord.db.read() as conn:
             row = (await conn.execute(select(WORKERS).where(WORKERS.c.id == worker_id))).first()
         if row is None or row.deregistered_at is not None:
-            raise WorkerNotFound(f"no registered agent has id {worker_id!r}: register again", worker_id=worker_id)
+            raise WorkerNotFound(
+                f"no registered agent has id {worker_id!r}: register again", worker_id=worker_id
+            )
         route = WorkerRoute(
             worker_id=row.id,
             key_id=row.key_id,
@@ -90,7 +92,9 @@ async def route_for(coord: Coordinator, worker_id: str, key_id: str | None, is_a
     return route
 
 
-async def touch(conn: AsyncConnection, coord: Coordinator, route: WorkerRoute, now: float, force: bool = False) -> None:
+async def touch(
+    conn: AsyncConnection, coord: Coordinator, route: WorkerRoute, now: float, force: bool = False
+) -> None:
     if force or now - route.last_seen_written >= _LAST_SEEN_PRECISION_S:
         await conn.execute(update(WORKERS).where(WORKERS.c.id == route.worker_id).values(last_seen_at=now))
         route.last_seen_written = now
@@ -99,7 +103,11 @@ async def touch(conn: AsyncConnection, coord: Coordinator, route: WorkerRoute, n
 async def deregister(coord: Coordinator, route: WorkerRoute) -> None:
     now = coord.clock()
     async with coord.db.write() as conn:
-        await conn.execute(update(WORKERS).where(WORKERS.c.id == route.worker_id).values(deregistered_at=now, last_seen_at=now))
+        await conn.execute(
+            update(WORKERS)
+            .where(WORKERS.c.id == route.worker_id)
+            .values(deregistered_at=now, last_seen_at=now)
+        )
     coord.workers.pop(route.worker_id, None)
 
 
@@ -118,9 +126,7 @@ async def list_workers(coord: Coordinator, include_gone: bool = False) -> list[W
     if not include_gone:
         query = query.where(WORKERS.c.deregistered_at.is_(None))
     running_query = (
-        select(JOBS.c.worker_id, func.count())
-        .where(JOBS.c.state == "processing")
-        .group_by(JOBS.c.worker_id)
+        select(JOBS.c.worker_id, func.count()).where(JOBS.c.state == "processing").group_by(JOBS.c.worker_id)
     )
     async with coord.db.read() as conn:
         rows = (await conn.execute(query)).all()
@@ -144,5 +150,3 @@ def _public(row: Any, running: int, now: float, gone_after_s: float) -> WorkerPu
         draining=row.draining,
         alive=row.deregistered_at is None and now - row.last_seen_at < gone_after_s,
     )
-
-

@@ -74,12 +74,16 @@ class Api:
 
     async def register(self, **body: Any) -> str:
         body.setdefault("task_types", ["noop"])
-        response = await self.http.post(f"{API_PREFIX}/workers/register", json=body, headers=self.auth("worker"))
+        response = await self.http.post(
+            f"{API_PREFIX}/workers/register", json=body, headers=self.auth("worker")
+        )
         assert response.status_code == 201, response.text
         worker_id: str = response.json()["worker_id"]
         return worker_id
 
-    async def claim(self, worker_id: str, max_tasks: int = 1, wait_s: float = 0, **extra: Any) -> list[dict[str, Any]]:
+    async def claim(
+        self, worker_id: str, max_tasks: int = 1, wait_s: float = 0, **extra: Any
+    ) -> list[dict[str, Any]]:
         response = await self.http.post(
             f"{API_PREFIX}/workers/{worker_id}/claim",
             json={"max_tasks": max_tasks, "wait_s": wait_s, **extra},
@@ -91,8 +95,15 @@ class Api:
         tasks: list[dict[str, Any]] = response.json()["tasks"]
         return tasks
 
-    async def complete(self, worker_id: str, task: dict[str, Any], outcome: str = "succeeded", **extra: Any) -> dict[str, Any]:
-        completion = {"job_id": task["job_id"], "lease_token": task["lease_token"], "outcome": outcome, **extra}
+    async def complete(
+        self, worker_id: str, task: dict[str, Any], outcome: str = "succeeded", **extra: Any
+    ) -> dict[str, Any]:
+        completion = {
+            "job_id": task["job_id"],
+            "lease_token": task["lease_token"],
+            "outcome": outcome,
+            **extra,
+        }
         response = await self.http.post(
             f"{API_PREFIX}/workers/{worker_id}/complete",
             json={"completions": [completion]},
@@ -102,9 +113,17 @@ class Api:
         ack: dict[str, Any] = response.json()["acks"][0]
         return ack
 
-    async def heartbeat(self, worker_id: str, *tasks: dict[str, Any], progress: float | None = None) -> dict[str, Any]:
-        body = {"tasks": [{"job_id": t["job_id"], "lease_token": t["lease_token"], "progress": progress} for t in tasks]}
-        response = await self.http.post(f"{API_PREFIX}/workers/{worker_id}/heartbeat", json=body, headers=self.auth("worker"))
+    async def heartbeat(
+        self, worker_id: str, *tasks: dict[str, Any], progress: float | None = None
+    ) -> dict[str, Any]:
+        body = {
+            "tasks": [
+                {"job_id": t["job_id"], "lease_token": t["lease_token"], "progress": progress} for t in tasks
+            ]
+        }
+        response = await self.http.post(
+            f"{API_PREFIX}/workers/{worker_id}/heartbeat", json=body, headers=self.auth("worker")
+        )
         assert response.status_code == 200, response.text
         reply: dict[str, Any] = response.json()
         return reply

@@ -41,7 +41,11 @@ async def test_wrong_role_is_403(api: Api, role: str, method: str, path: str, bo
 
 
 async def test_key_lifecycle_and_revocation(api: Api) -> None:
-    created = (await api.http.post(f"{API_PREFIX}/keys", json={"role": "client", "name": "ci"}, headers=api.auth("admin"))).json()
+    created = (
+        await api.http.post(
+            f"{API_PREFIX}/keys", json={"role": "client", "name": "ci"}, headers=api.auth("admin")
+        )
+    ).json()
     key, info = created["key"], created["info"]
     assert key.startswith(info["prefix"])
     listed = (await api.http.get(f"{API_PREFIX}/keys", headers=api.auth("admin"))).json()
@@ -60,9 +64,13 @@ async def test_key_lifecycle_and_revocation(api: Api) -> None:
 
 async def test_an_agent_acts_only_with_its_own_key(api: Api) -> None:
     worker = await api.register()
-    other_key = (await api.http.post(f"{API_PREFIX}/keys", json={"role": "worker"}, headers=api.auth("admin"))).json()["key"]
+    other_key = (
+        await api.http.post(f"{API_PREFIX}/keys", json={"role": "worker"}, headers=api.auth("admin"))
+    ).json()["key"]
     response = await api.http.post(
-        f"{API_PREFIX}/workers/{worker}/claim", json={"max_tasks": 1, "wait_s": 0}, headers={"Authorization": f"Bearer {other_key}"}
+        f"{API_PREFIX}/workers/{worker}/claim",
+        json={"max_tasks": 1, "wait_s": 0},
+        headers={"Authorization": f"Bearer {other_key}"},
     )
     assert response.status_code == 403
 

@@ -31,7 +31,13 @@ async def test_same_idempotency_key_returns_the_first_job(api: Api) -> None:
 
 
 async def test_batch_submit_dedupes_keys_within_the_batch(api: Api) -> None:
-    body = {"jobs": [{"type": "noop", "idempotency_key": "k"}, {"type": "noop", "idempotency_key": "k"}, {"type": "noop"}]}
+    body = {
+        "jobs": [
+            {"type": "noop", "idempotency_key": "k"},
+            {"type": "noop", "idempotency_key": "k"},
+            {"type": "noop"},
+        ]
+    }
     response = await api.http.post(f"{API_PREFIX}/jobs/batch", json=body, headers=api.auth("client"))
     assert response.status_code == 201
     results = response.json()["jobs"]
@@ -73,7 +79,9 @@ async def test_invalid_fields_are_named(api: Api, spec: dict[str, object], field
 
 async def test_malformed_json_is_a_422(api: Api) -> None:
     response = await api.http.post(
-        f"{API_PREFIX}/jobs", content=b"{not json", headers={**api.auth("client"), "content-type": "application/json"}
+        f"{API_PREFIX}/jobs",
+        content=b"{not json",
+        headers={**api.auth("client"), "content-type": "application/json"},
     )
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_params"

@@ -64,7 +64,9 @@ async def test_long_poll_wakes_on_submit(api: Api) -> None:
     job = await api.submit()
     tasks = await asyncio.wait_for(waiting, timeout=10)
     assert [t["job_id"] for t in tasks] == [job["id"]]
-    assert time.monotonic() - started < 4, "the held claim should return on submit, not at the end of the hold"
+    assert time.monotonic() - started < 4, (
+        "the held claim should return on submit, not at the end of the hold"
+    )
 
 
 async def test_completion_is_idempotent_and_stale_tokens_are_refused(api: Api) -> None:
@@ -73,7 +75,11 @@ async def test_completion_is_idempotent_and_stale_tokens_are_refused(api: Api) -
     [task] = await api.claim(worker)
     first = await api.complete(worker, task, result={"n": 1})
     again = await api.complete(worker, task, result={"n": 2})
-    assert first == again == {"job_id": job["id"], "accepted": True, "state": "completed", "code": None, "message": None}
+    assert (
+        first
+        == again
+        == {"job_id": job["id"], "accepted": True, "state": "completed", "code": None, "message": None}
+    )
     assert (await api.job(job["id"]))["result"] == {"n": 1}
     forged = await api.complete(worker, {**task, "lease_token": "0" * 32}, result={"n": 3})
     assert forged["accepted"] is False and forged["code"] == "stale_lease"
@@ -132,8 +138,13 @@ async def test_release_requeues_without_using_an_attempt(api: Api) -> None:
     job = await api.submit()
     worker = await api.register()
     [task] = await api.claim(worker)
-    body = {"tasks": [{"job_id": task["job_id"], "lease_token": task["lease_token"]}], "reason": "shutting down"}
-    response = await api.http.post(f"{API_PREFIX}/workers/{worker}/release", json=body, headers=api.auth("worker"))
+    body = {
+        "tasks": [{"job_id": task["job_id"], "lease_token": task["lease_token"]}],
+        "reason": "shutting down",
+    }
+    response = await api.http.post(
+        f"{API_PREFIX}/workers/{worker}/release", json=body, headers=api.auth("worker")
+    )
     assert response.json()["acks"][0]["state"] == "queued"
     assert (await api.job(job["id"]))["attempts"] == 0
     [again] = await api.claim(worker)
@@ -142,13 +153,17 @@ async def test_release_requeues_without_using_an_attempt(api: Api) -> None:
 
 async def test_inputs_and_outputs_need_the_live_lease(api: Api) -> None:
     payload = b"audio bytes" * 1000
-    uploaded = await api.http.post(f"{API_PREFIX}/uploads", params={"name": "a.wav"}, content=payload, headers=api.auth("client"))
+    uploaded = await api.http.post(
+        f"{API_PREFIX}/uploads", params={"name": "a.wav"}, content=payload, headers=api.auth("client")
+    )
     assert uploaded.status_code == 201
     assert uploaded.json()["sha256"] == hashlib.sha256(payload).hexdigest()
     job = await api.submit(inputs=[{"name": "a.wav", "upload_id": uploaded.json()["upload_id"]}])
     worker = await api.register()
     [task] = await api.claim(worker)
-    assert task["inputs"] == [{"name": "a.wav", "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}]
+    assert task["inputs"] == [
+        {"name": "a.wav", "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
+    ]
     url = f"{API_PREFIX}/tasks/{job['id']}/inputs/a.wav"
     wrong = await api.http.get(url, headers={**api.auth("worker"), "X-Lease-Token": "bad"})
     assert wrong.status_code == 409 and wrong.json()["error"]["code"] == "stale_lease"
@@ -156,17 +171,25 @@ async def test_inputs_and_outputs_need_the_live_lease(api: Api) -> None:
     assert right.status_code == 200 and right.content == payload
     out_url = f"{API_PREFIX}/tasks/{job['id']}/outputs/result.txt"
     bad_digest = await api.http.put(
-        out_url, content=b"text", headers={**api.auth("worker"), "X-Lease-Token": task["lease_token"], "X-Content-SHA256": "0" * 64}
+        out_url,
+        content=b"text",
+        headers={**api.auth("worker"), "X-Lease-Token": task["lease_token"], "X-Content-SHA256": "0" * 64},
     )
     assert bad_digest.status_code == 422
     put = await api.http.put(
         out_url,
         content=b"text",
-        headers={**api.auth("worker"), "X-Lease-Token": task["lease_token"], "X-Content-SHA256": hashlib.sha256(b"text").hexdigest()},
+        headers={
+            **api.auth("worker"),
+            "X-Lease-Token": task["lease_token"],
+            "X-Content-SHA256": hashlib.sha256(b"text").hexdigest(),
+        },
     )
     assert put.status_code == 201
     await api.complete(worker, task)
-    late_put = await api.http.put(out_url, content=b"x", headers={**api.auth("worker"), "X-Lease-Token": task["lease_token"]})
+    late_put = await api.http.put(
+        out_url, content=b"x", headers={**api.auth("worker"), "X-Lease-Token": task["lease_token"]}
+    )
     assert late_put.status_code == 409
     got = await api.http.get(f"{API_PREFIX}/jobs/{job['id']}/outputs/result.txt", headers=api.auth("client"))
     assert got.content == b"text"
@@ -211,6 +234,8 @@ async def test_drain_stops_claims(api: Api) -> None:
     worker = await api.register()
     response = await api.http.post(f"{API_PREFIX}/workers/{worker}/drain", headers=api.auth("admin"))
     assert response.json()["draining"] is True
-    reply = await api.http.post(f"{API_PREFIX}/workers/{worker}/claim", json={"wait_s": 0}, headers=api.auth("worker"))
+    reply = await api.http.post(
+        f"{API_PREFIX}/workers/{worker}/claim", json={"wait_s": 0}, headers=api.auth("worker")
+    )
     assert reply.status_code == 200 and reply.json() == {"tasks": [], "acks": [], "drain": True}
     assert (await api.heartbeat(worker))["drain"] is True

@@ -25,7 +25,9 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
 
 async def _fail(api: Api, worker: str, **extra: object) -> dict[str, object]:
     [task] = await api.claim(worker)
-    return await api.complete(worker, task, outcome="failed", error_message="boom", traceback="Traceback ...", **extra)
+    return await api.complete(
+        worker, task, outcome="failed", error_message="boom", traceback="Traceback ...", **extra
+    )
 
 
 async def test_retries_with_backoff_then_dead_then_requeue(api: Api) -> None:
@@ -108,7 +110,9 @@ async def test_the_coordinator_fails_an_attempt_past_its_timeout(api: Api) -> No
 
 
 async def test_total_timeout_across_attempts(api: Api) -> None:
-    job = await api.submit(total_timeout_s=80, max_attempts=10, retry={"base_s": 30, "factor": 1, "jitter": False})
+    job = await api.submit(
+        total_timeout_s=80, max_attempts=10, retry={"base_s": 30, "factor": 1, "jitter": False}
+    )
     worker = await api.register()
     await _fail(api, worker)
     api.clock.advance(31)

@@ -25,10 +25,19 @@ async def test_stats_count_per_type_priority_and_state(api: Api) -> None:
     [task] = await api.claim(worker)
     stats = (await api.http.get(f"{API_PREFIX}/stats", headers=api.auth("client"))).json()
     counts = {(c["type"], c["priority"], c["state"]): c["count"] for c in stats["counts"]}
-    assert counts == {("noop", "high", "queued"): 1, ("noop", "high", "processing"): 1, ("noop", "low", "queued"): 1}
+    assert counts == {
+        ("noop", "high", "queued"): 1,
+        ("noop", "high", "processing"): 1,
+        ("noop", "low", "queued"): 1,
+    }
     assert stats["totals"] == {"queued": 2, "processing": 1}
     [agent] = stats["workers"]
-    assert agent["name"] == "w1" and agent["running_tasks"] == 1 and agent["alive"] is True and agent["labels"] == ["eu"]
+    assert (
+        agent["name"] == "w1"
+        and agent["running_tasks"] == 1
+        and agent["alive"] is True
+        and agent["labels"] == ["eu"]
+    )
     await api.complete(worker, task)
     await api.http.delete(f"{API_PREFIX}/workers/{worker}", headers=api.auth("worker"))
     stats = (await api.http.get(f"{API_PREFIX}/stats", headers=api.auth("client"))).json()
