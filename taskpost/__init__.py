@@ -1,0 +1,1 @@
+"""Taskpost: the command line that ties the coordinator and the agent together."""

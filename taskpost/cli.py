@@ -1,0 +1,223 @@
+"""``taskpost``: run the coordinator or an agent, manage keys, inspect queues, submit jobs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from agent.cli import agent_command
+
+from protocol import Role
+from taskpost import render
+from taskpost.local import run_with_coordinator
+from taskpost.remote import CliError, RemoteCoordinator
+
+app = typer.Typer(help="Taskpost: a job system for media work over HTTP, no Redis.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.command("agent", help="Run a worker agent that claims and runs tasks.")(agent_command)
+
+ServerUrl = Annotated[
+    str | None,
+    typer.Option(
+        envvar="TASKPOST_SERVER_URL", help="Talk to this coordinator over HTTP instead of its database."
+    ),
+]
+ApiKey = Annotated[str | None, typer.Option(envvar="TASKPOST_API_KEY", help="API key for --server-url.")]
+DataDir = Annotated[Path | None, typer.Option(help="Data directory (TASKPOST_DATA_DIR).")]
+DatabaseUrl = Annotated[str | None, typer.Option(help="Database URL (TASKPOST_DATABASE_URL).")]
+
+
+def _settings(data_dir: Path | None, database_url: str | None) -> Any:
+    from server.settings import Settings
+
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    return Settings(**overrides)
+
+
+def _remote(server_url: str, api_key: str | None) -> RemoteCoordinator:
+    if not api_key:
+        raise CliError("--server-url needs --api-key (or TASKPOST_API_KEY)")
+    return RemoteCoordinator(server_url, api_key)
+
+
+def _fail(error: Exception) -> None:
+    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def server(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning...")] = "info",
+) -> None:
+    """Run the coordinator (SQLite under ./data by default)."""
+    import uvicorn
+
+    from server.app import create_app
+
+    settings = _settings(data_dir, database_url)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        timeout_graceful_shutdown=5,
+        access_log=False,
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[Role, typer.Option(help="admin, client or worker.")],
+    name: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+    server_url: ServerUrl = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a key and print it once; only its hash is kept."""
+    try:
+        if server_url:
+            with _remote(server_url, api_key) as remote:
+                created = remote.request("POST", "/keys", json={"role": role.value, "name": name})
+            secret, prefix = created["key"], created["info"]["prefix"]
+        else:
+            from server.services import keys
+
+            made = run_with_coordinator(
+                _settings(data_dir, database_url), lambda c: keys.create(c, role, name)
+            )
+            secret, prefix = made.key, made.info.prefix
+    except CliError as exc:
+        _fail(exc)
+    typer.echo(secret)
+    typer.secho(f"{role.value} key {prefix}… created; it is shown this once.", err=True)
+
+
+@keys_app.command("list")
+def keys_list(
+    server_url: ServerUrl = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List keys: id, prefix, role, created, last used, revoked."""
+    try:
+        if server_url:
+            with _remote(server_url, api_key) as remote:
+                rows = remote.request("GET", "/keys")
+        else:
+            from server.services import keys
+
+            found = run_with_coordinator(_settings(data_dir, database_url), keys.list_keys)
+            rows = [k.model_dump(mode="json") for k in found]
+    except CliError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(rows, indent=2) if as_json else render.keys_table(rows))
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key's id or prefix.")],
+    server_url: ServerUrl = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke a key; it stops working at once."""
+    try:
+        if server_url:
+            with _remote(server_url, api_key) as remote:
+                revoked = remote.request("DELETE", f"/keys/{key}")
+        else:
+            from server.services import keys
+
+            info = run_with_coordinator(_settings(data_dir, database_url), lambda c: keys.revoke(c, key))
+            revoked = info.model_dump(mode="json")
+    except CliError as exc:
+        _fail(exc)
+    except Exception as exc:  # domain errors from the service layer
+        _fail(exc)
+    typer.echo(f"revoked {revoked['role']} key {revoked['prefix']}… ({revoked['id']})")
+
+
+@app.command()
+def info(
+    server_url: ServerUrl = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Jobs per type, priority and state, and the registered agents (like ``rq info``)."""
+    try:
+        if server_url:
+            with _remote(server_url, api_key) as remote:
+                stats = remote.request("GET", "/stats")
+        else:
+            from server.services.stats import stats as read_stats
+
+            stats = run_with_coordinator(_settings(data_dir, database_url), read_stats).model_dump(
+                mode="json"
+            )
+    except CliError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(stats, indent=2) if as_json else render.stats_text(stats))
+
+
+@app.command()
+def submit(
+    job_type: Annotated[str, typer.Argument(help="The job type, e.g. noop.")],
+    server_url: Annotated[str, typer.Option(envvar="TASKPOST_SERVER_URL")] = "http://127.0.0.1:8000",
+    api_key: ApiKey = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="key=value (value parsed as JSON when it can be)."),
+    ] = None,
+    file: Annotated[
+        list[Path] | None, typer.Option("--file", "-f", help="An input file (repeatable).")
+    ] = None,
+    priority: Annotated[str, typer.Option(help="high, default or low.")] = "default",
+    wait: Annotated[bool, typer.Option(help="Wait for the job to end and print it.")] = False,
+    output_dir: Annotated[Path | None, typer.Option(help="With --wait: save the outputs here.")] = None,
+) -> None:
+    """Submit a job (and optionally wait for it)."""
+    from taskpost.submit import submit_job
+
+    try:
+        with _remote(server_url, api_key) as remote:
+            job = submit_job(remote, job_type, param or [], file or [], priority, wait, output_dir)
+    except CliError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(job, indent=2))
+
+
+@app.command()
+def demo(
+    work_dir: Annotated[Path, typer.Option(help="Where the demo keeps its database and outputs.")] = Path(
+        "demo-output"
+    ),
+    port: Annotated[int, typer.Option(help="Coordinator port.")] = 8765,
+) -> None:
+    """Run the embedded default end to end: a coordinator and one agent on SQLite, and a sample job."""
+    from taskpost.demo import run_demo
+
+    try:
+        run_demo(work_dir, port)
+    except CliError as exc:
+        _fail(exc)
+
+
+if __name__ == "__main__":
+    app()

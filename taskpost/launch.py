@@ -1,0 +1,100 @@
+"""Start coordinators and agents as child processes: for ``taskpost demo``, tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(condition: Callable[[], T | None], timeout_s: float = 30, what: str = "condition") -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    """This environment without TASKPOST_ settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKPOST_")}
+    env.update(PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+class ChildProcess:
+    """One ``taskpost`` subcommand in a child process, its output in a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args, self.env, self.log = args, env, log
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ChildProcess:
+        with self.log.open("ab") as handle:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "taskpost.cli", *self.args],
+                env=self.env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def signal(self, sig: int) -> None:
+        assert self.popen is not None
+        self.popen.send_signal(sig)
+
+    def kill(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+    def wait_exit(self, timeout_s: float = 30) -> int:
+        assert self.popen is not None
+        return self.popen.wait(timeout=timeout_s)
+
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, sig: int, timeout_s: float = 15) -> None:
+        """Send ``sig``, wait, and kill if it does not exit in time."""
+        if not self.running():
+            return
+        self.signal(sig)
+        try:
+            self.wait_exit(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def wait_healthy(url: str, process: ChildProcess, timeout_s: float = 30) -> None:
+    def healthy() -> bool:
+        if not process.running():
+            raise RuntimeError(f"the coordinator exited early:\n{process.output()[-3000:]}")
+        try:
+            return httpx.get(f"{url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(healthy, timeout_s, "the coordinator's /health")
