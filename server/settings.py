@@ -39,9 +39,6 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
     max_claim_batch: int = Field(default=64, ge=1)
 
-    log_level: str = "INFO"
-    log_format: str = "text"
-
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
