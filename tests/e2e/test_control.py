@@ -78,6 +78,8 @@ def test_a_second_signal_releases_the_task_to_another_agent(cluster: Cluster) ->
     job = cluster.submit(params={"sleep_s": 120})
     wait_until(lambda: cluster.job(job["id"])["state"] == "processing", 30, "the task to start")
     agent.signal(signal.SIGINT)
+    # Two signals sent at once merge into one in the kernel: wait for the first to be handled.
+    wait_until(lambda: "stop_requested" in agent.output(), 10, "the agent to start its graceful stop")
     agent.signal(signal.SIGINT)
     agent.wait_exit(30)
     released = cluster.wait_job(job["id"], {"queued"}, timeout_s=10)

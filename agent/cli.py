@@ -1,0 +1,142 @@
+"""The ``taskpost agent`` command (and ``python -m agent``): flags over ``TASKPOST_*`` settings.
+
+Every flag is optional: a flag that is not given falls back to the environment, then to the
+``.env`` file, then to the default (see ``configs/http-worker.env.example``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from agent.logging import configure_logging
+from agent.runner import EXIT_FATAL, run_agent
+from agent.settings import AgentSettings, LogFormat
+from protocol import WorkerType
+
+_FLAGS = {
+    "server_url": "--server-url",
+    "api_key": "--api-key",
+    "worker_type": "--worker-type",
+    "poll_interval": "--poll-interval",
+    "max_concurrent": "--max-concurrent",
+    "max_claim_batch": "--max-claim-batch",
+    "health_port": "--health-port",
+    "labels": "--label",
+    "task_types": "--task-type",
+    "name": "--name",
+    "shutdown_grace_s": "--shutdown-grace",
+    "work_dir": "--work-dir",
+    "force_cpu": "--force-cpu",
+    "log_level": "--log-level",
+    "log_format": "--log-format",
+}
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    """``--label a --label b,c`` -> ``[a, b, c]``."""
+    if values is None:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _explain(error: ValidationError) -> str:
+    lines = ["invalid agent configuration:"]
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "?"
+        where = f"TASKPOST_{field.upper()}"
+        if field in _FLAGS:
+            where += f" / {_FLAGS[field]}"
+        message = "is required" if item["type"] == "missing" else item["msg"]
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(overrides: dict[str, Any], env_file: Path | None) -> AgentSettings:
+    """Settings from flags (``overrides``, None values ignored), environment and env file."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return AgentSettings(_env_file=env_file or ".env", **given)
+
+
+def agent_command(
+    server_url: Annotated[
+        str | None, typer.Option("--server-url", help="Coordinator URL, e.g. http://host:8000.")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", help="API key with the worker role.", show_default=False)
+    ] = None,
+    worker_type: Annotated[
+        WorkerType | None, typer.Option("--worker-type", case_sensitive=False, help="gpu or cpu.")
+    ] = None,
+    poll_interval: Annotated[
+        float | None, typer.Option("--poll-interval", help="First back-off (s) when unreachable.")
+    ] = None,
+    max_concurrent: Annotated[int | None, typer.Option("--max-concurrent", help="Tasks at once.")] = None,
+    max_claim_batch: Annotated[
+        int | None, typer.Option("--max-claim-batch", help="Most tasks per claim.")
+    ] = None,
+    health_port: Annotated[int | None, typer.Option("--health-port", help="0 disables /health.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="Agent label (repeatable or a,b).")
+    ] = None,
+    task_type: Annotated[
+        list[str] | None, typer.Option("--task-type", help="Task type to run (repeatable); default all.")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Agent name; default hostname-pid.")] = None,
+    shutdown_grace: Annotated[
+        float | None, typer.Option("--shutdown-grace", help="Seconds running tasks get on SIGTERM.")
+    ] = None,
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Root of per-task folders.")] = None,
+    force_cpu: Annotated[
+        bool | None, typer.Option("--force-cpu/--no-force-cpu", help="Ask handlers not to use a GPU.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING...")] = None,
+    log_format: Annotated[LogFormat | None, typer.Option("--log-format", help="json or text.")] = None,
+    env_file: Annotated[
+        Path | None, typer.Option("--env-file", help="Env file to read (default .env).")
+    ] = None,
+) -> None:
+    """Run a Taskpost agent: register with the coordinator, claim tasks and run them."""
+    if env_file is not None and not env_file.is_file():
+        typer.echo(f"env file not found: {env_file}", err=True)
+        raise typer.Exit(EXIT_FATAL)
+    overrides: dict[str, Any] = {
+        "server_url": server_url,
+        "api_key": api_key,
+        "worker_type": worker_type,
+        "poll_interval": poll_interval,
+        "max_concurrent": max_concurrent,
+        "max_claim_batch": max_claim_batch,
+        "health_port": health_port,
+        "labels": _split(label),
+        "task_types": _split(task_type),
+        "name": name,
+        "shutdown_grace_s": shutdown_grace,
+        "work_dir": work_dir,
+        "force_cpu": force_cpu,
+        "log_level": log_level,
+        "log_format": log_format,
+    }
+    try:
+        settings = load_settings(overrides, env_file)
+    except ValidationError as exc:
+        typer.echo(_explain(exc), err=True)
+        raise typer.Exit(EXIT_FATAL) from None
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        code = asyncio.run(run_agent(settings))
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run ``agent_command`` as a program of its own (``python -m agent``, the start scripts)."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(agent_command)
+    app(args=argv if argv is not None else sys.argv[1:], prog_name="taskpost-agent")

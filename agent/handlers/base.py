@@ -1,0 +1,145 @@
+"""The handler plugin contract: ``Handler``, the ``TaskContext`` it gets, and ``HandlerError``.
+
+A handler is a class registered under the entry-point group ``taskpost.handlers``. The agent
+instantiates it once, calls ``setup(settings)`` once (in a thread) before the first task, then
+``run(ctx)`` for every task of its ``task_type``: in a thread when ``run`` is a plain function,
+on the event loop when it is ``async def``. Whatever ``run`` returns (JSON-serialisable) is the
+job's result; files written to ``ctx.output_dir`` become the job's outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from protocol import WorkerType
+
+if TYPE_CHECKING:
+    from agent.settings import AgentSettings
+
+
+class CancelReason(StrEnum):
+    """Why a task was told to stop."""
+
+    CANCEL_REQUESTED = "cancel_requested"
+    """A client cancelled the job."""
+    LEASE_LOST = "lease_lost"
+    """The lease expired or was taken over: the result would be dropped anyway."""
+    TIMEOUT = "timeout"
+    """The attempt ran past its ``timeout_s``."""
+    SHUTDOWN = "shutdown"
+    """The agent is force-stopping; the lease is released for another agent."""
+
+
+class HandlerError(Exception):
+    """Raised by a handler to fail the attempt, saying whether (and when) to retry."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        retry_delay_s: float | None = None,
+        kind: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_delay_s = retry_delay_s
+        self.kind = kind
+
+
+class MissingExtra(HandlerError):
+    """A handler needs an optional dependency: install taskpost[EXTRA]. Never retried."""
+
+    def __init__(self, extra: str, *, package: str | None = None) -> None:
+        what = f" ({package} is not installed)" if package else ""
+        super().__init__(f"install taskpost[{extra}]{what}", retryable=False, kind="missing_extra")
+        self.extra = extra
+
+
+@dataclass
+class _Progress:
+    progress: float | None = None
+    message: str | None = None
+
+
+@dataclass(eq=False)
+class TaskContext:
+    """What a handler gets for one attempt of one task."""
+
+    job_id: str
+    task_type: str
+    attempt: int
+    params: dict[str, Any]
+    inputs: dict[str, Path]
+    """Downloaded input files by name."""
+    output_dir: Path
+    """Files written here are uploaded as outputs after ``run`` returns."""
+    worker_type: WorkerType = WorkerType.CPU
+    force_cpu: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+    logger: logging.LoggerAdapter[logging.Logger] = field(init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _cancelled: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _cancel_reason: CancelReason | None = field(default=None, init=False)
+    _progress: _Progress = field(default_factory=_Progress, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        base = logging.getLogger(f"taskpost.handlers.{self.task_type}")
+        self.logger = logging.LoggerAdapter(base, {"job_id": self.job_id, "task_type": self.task_type})
+
+    # -- for handlers -----------------------------------------------------------------------
+    def heartbeat(self, progress: float | None = None, message: str | None = None) -> None:
+        """Record progress (0..1) and a short message; sent with the agent's next heartbeat.
+
+        Thread-safe. Values outside 0..1 are clamped, messages cut to 1000 characters.
+        """
+        with self._lock:
+            if progress is not None:
+                self._progress.progress = min(1.0, max(0.0, float(progress)))
+            if message is not None:
+                self._progress.message = message[:1000]
+
+    def is_cancelled(self) -> bool:
+        """True once the task should stop: cancelled, lease lost, timed out or agent stopping."""
+        return self._cancelled.is_set()
+
+    def wait_cancelled(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds, waking early on cancellation; returns is_cancelled()."""
+        return self._cancelled.wait(timeout)
+
+    # -- for the agent ----------------------------------------------------------------------
+    @property
+    def cancel_reason(self) -> CancelReason | None:
+        return self._cancel_reason
+
+    def cancel(self, reason: CancelReason) -> bool:
+        """Ask the handler to stop; the first reason wins. Returns True if this call set it."""
+        with self._lock:
+            if self._cancel_reason is not None:
+                return False
+            self._cancel_reason = reason
+        self._cancelled.set()
+        return True
+
+    def progress_snapshot(self) -> tuple[float | None, str | None]:
+        with self._lock:
+            return self._progress.progress, self._progress.message
+
+
+@runtime_checkable
+class Handler(Protocol):
+    """A task type's implementation."""
+
+    task_type: str
+
+    def setup(self, settings: AgentSettings) -> None:
+        """Load heavy state (models) once per agent process, before the first task."""
+
+    def run(self, ctx: TaskContext) -> Any:
+        """Do the work; return a JSON-serialisable result or raise ``HandlerError``."""

@@ -1,0 +1,78 @@
+"""``noop``: a handler that does nothing useful, for tests, demos and smoke checks.
+
+Params (all optional):
+
+- ``sleep_s``: sleep this long in small steps, reporting progress and stopping on cancellation
+- ``fail``: raise ``HandlerError(fail)``; ``fail_retryable`` (default true), ``retry_delay_s``
+- ``outputs``: ``{name: text}`` written to the output folder (so they are uploaded)
+- ``echo_inputs``: the result lists the sha256 and size of every input file
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.handlers.base import HandlerError, TaskContext
+
+if TYPE_CHECKING:
+    from agent.settings import AgentSettings
+
+STEP_S = 0.05
+
+
+def _file_digest(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"sha256": digest.hexdigest(), "size": path.stat().st_size}
+
+
+class NoopHandler:
+    """Echoes its params back; can sleep, fail and write outputs on request."""
+
+    task_type = "noop"
+
+    def setup(self, settings: AgentSettings) -> None:
+        """Nothing to load."""
+
+    def run(self, ctx: TaskContext) -> dict[str, Any]:
+        params = ctx.params
+        sleep_s = float(params.get("sleep_s") or 0)
+        if sleep_s > 0 and not self._sleep(ctx, sleep_s):
+            return {"params": params, "cancelled": True}
+        if params.get("fail"):
+            delay = params.get("retry_delay_s")
+            raise HandlerError(
+                str(params["fail"]),
+                retryable=bool(params.get("fail_retryable", True)),
+                retry_delay_s=float(delay) if delay is not None else None,
+                kind="noop_failure",
+            )
+        outputs = params.get("outputs") or {}
+        if not isinstance(outputs, dict):
+            raise HandlerError("outputs must be an object of name -> text", retryable=False)
+        for name, text in outputs.items():
+            if Path(name).name != name:
+                raise HandlerError(f"bad output name {name!r}", retryable=False)
+            (ctx.output_dir / name).write_text(str(text), encoding="utf-8")
+        result: dict[str, Any] = {"params": params, "attempt": ctx.attempt}
+        if outputs:
+            result["outputs"] = sorted(outputs)
+        if params.get("echo_inputs"):
+            result["inputs"] = {name: _file_digest(path) for name, path in ctx.inputs.items()}
+        ctx.heartbeat(1.0, "done")
+        return result
+
+    @staticmethod
+    def _sleep(ctx: TaskContext, sleep_s: float) -> bool:
+        """Sleep ``sleep_s`` reporting progress; False when cancelled first."""
+        deadline = time.monotonic() + sleep_s
+        while (left := deadline - time.monotonic()) > 0:
+            ctx.heartbeat(1 - left / sleep_s, f"sleeping, {left:.1f}s left")
+            if ctx.wait_cancelled(min(STEP_S, left)):
+                return False
+        return True

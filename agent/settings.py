@@ -1,0 +1,108 @@
+"""Agent configuration: every field reads ``TASKPOST_<NAME>`` from the environment or ``.env``."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from protocol import WorkerType
+
+LogFormat = Literal["json", "text"]
+CommaList = Annotated[list[str], NoDecode]
+"""A list read from the environment as ``a,b,c`` (a JSON array is accepted too)."""
+
+
+def default_name() -> str:
+    """``hostname-pid``: unique per process on a host, readable in the coordinator's stats."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class AgentSettings(BaseSettings):
+    """Configuration of one agent process, passed explicitly to ``run_agent``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TASKPOST_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    server_url: str = Field(min_length=1)
+    """Base URL of the coordinator, e.g. ``http://127.0.0.1:8000`` (no ``/api/v1``)."""
+    api_key: SecretStr
+    """A key with the ``worker`` (or ``admin``) role."""
+    worker_type: WorkerType = WorkerType.CPU
+    name: str = Field(default_factory=default_name, min_length=1, max_length=200)
+    poll_interval: float = Field(default=5.0, gt=0, le=3600)
+    """First delay of the back-off while the coordinator is unreachable (claims are long polls)."""
+    max_concurrent: int = Field(default=1, ge=1, le=1024)
+    max_claim_batch: int | None = Field(default=None, ge=1, le=256)
+    """Most tasks asked for in one claim; defaults to max_concurrent."""
+    task_types: CommaList = Field(default_factory=list)
+    """Task types to advertise; empty means every installed handler."""
+    labels: CommaList = Field(default_factory=list)
+    health_host: str = "0.0.0.0"
+    health_port: int = Field(default=8080, ge=0, le=65535)
+    """Port of ``GET /health``; 0 disables the endpoint."""
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+    work_dir: Path | None = None
+    """Root of the per-task temporary folders; defaults to the system temp folder."""
+    force_cpu: bool = False
+    """Handlers that could use a GPU are asked to run on the CPU."""
+    log_level: str = "INFO"
+    log_format: LogFormat = "json"
+
+    @field_validator("task_types", "labels", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("task_types", "labels", mode="after")
+    @classmethod
+    def _dedupe(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(item.strip() for item in value if item.strip()))
+
+    @field_validator("server_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("server_url must start with http:// or https://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}:
+            raise ValueError("log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _default_batch(self) -> AgentSettings:
+        if self.max_claim_batch is None:
+            self.max_claim_batch = self.max_concurrent
+        return self
+
+    @property
+    def claim_batch(self) -> int:
+        """max_claim_batch once resolved (never None after validation)."""
+        return self.max_claim_batch or self.max_concurrent
+
+    def masked_api_key(self) -> str:
+        """The first 6 characters of the key followed by an ellipsis."""
+        return self.api_key.get_secret_value()[:6] + "…"
+
+    def public_summary(self) -> dict[str, Any]:
+        """The effective configuration, safe to log."""
+        data = self.model_dump(mode="json", exclude={"api_key"})
+        data["api_key"] = self.masked_api_key()
+        return data
