@@ -8,6 +8,7 @@ crashed, 2 when it cannot run at all (refused API key, bad configuration).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import platform
 import time
@@ -224,6 +225,17 @@ class Agent:
         while state.draining or state.free_slots(max_concurrent) == 0:
             state.slot_freed.clear()
             await state.slot_freed.wait()
+        # A round trip per freed slot would cap throughput at one task per round trip: linger
+        # briefly while other tasks are still finishing, then claim for all freed slots at once.
+        wanted = min(max_concurrent, self.settings.claim_batch)
+        deadline = time.monotonic() + self.settings.claim_linger_s
+        while state.running and state.free_slots(max_concurrent) < wanted and not state.draining:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            state.slot_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.slot_freed.wait(), left)
         return min(state.free_slots(max_concurrent), self.settings.claim_batch)
 
     async def _claim_loop(self) -> None:

@@ -41,6 +41,9 @@ class AgentSettings(BaseSettings):
     max_concurrent: int = Field(default=1, ge=1, le=1024)
     max_claim_batch: int | None = Field(default=None, ge=1, le=256)
     """Most tasks asked for in one claim; defaults to max_concurrent."""
+    claim_linger_s: float = Field(default=0.005, ge=0, le=1)
+    """While tasks are running, how long a freed slot waits for others to free up so that one
+    claim (carrying their completions) serves several slots. An idle agent claims at once."""
     task_types: CommaList = Field(default_factory=list)
     """Task types to advertise; empty means every installed handler."""
     labels: CommaList = Field(default_factory=list)

@@ -49,7 +49,7 @@ class RunningTask:
             attempt=claim.attempt,
             params=claim.params,
             inputs={},
-            output_dir=Path(),
+            work_dir=Path(),
             worker_type=worker_type,
             force_cpu=force_cpu,
             meta=claim.meta,

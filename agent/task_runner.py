@@ -151,14 +151,10 @@ class TaskRunner:
             return failed(
                 task, f"no handler for task type {task.claim.type!r} on this agent", kind="no_handler"
             )
-        self.work_root.mkdir(parents=True, exist_ok=True)
-        workdir = Path(
-            tempfile.mkdtemp(prefix=f"{_safe(task.job_id)}-a{task.claim.attempt}-", dir=self.work_root)
-        )
+        # Named after the lease, which no other attempt shares; created only when used.
+        workdir = self.work_root / f"{_safe(task.job_id)}-{task.claim.lease_token[:12]}"
+        task.ctx.work_dir = workdir
         try:
-            (workdir / "inputs").mkdir()
-            task.ctx.output_dir = workdir / "outputs"
-            task.ctx.output_dir.mkdir()
             try:
                 result = await self._run_until_stopped(task, handler, workdir / "inputs")
                 return await self._finish(task, result)
@@ -180,7 +176,8 @@ class TaskRunner:
                     task, f"{type(exc).__name__}: {exc}", kind=type(exc).__name__, tb=traceback.format_exc()
                 )
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            if workdir.exists():
+                shutil.rmtree(workdir, ignore_errors=True)
 
     async def _run_until_stopped(self, task: RunningTask, handler: Handler, inputs_dir: Path) -> Any:
         """Download inputs and run the handler; raises, or returns the handler's result."""
@@ -217,6 +214,8 @@ class TaskRunner:
         raise _Dropped(reason.value)
 
     async def _download_and_run(self, task: RunningTask, handler: Handler, inputs_dir: Path) -> Any:
+        if task.claim.inputs:
+            await asyncio.to_thread(inputs_dir.mkdir, parents=True, exist_ok=True)
         for item in task.claim.inputs:
             if Path(item.name).name != item.name or item.name in ("", ".", ".."):
                 raise HandlerError(f"unsafe input name {item.name!r}", retryable=False, kind="bad_input")
@@ -253,7 +252,10 @@ class TaskRunner:
         )
 
     async def _upload_outputs(self, task: RunningTask) -> None:
-        for path in sorted(task.ctx.output_dir.iterdir()):
+        outputs = task.ctx.work_dir / "outputs"
+        if not outputs.is_dir():
+            return
+        for path in sorted(outputs.iterdir()):
             if not path.is_file():
                 logger.warning(
                     "output %r skipped: only plain files at the top of output_dir are uploaded", path.name

@@ -78,8 +78,8 @@ class TaskContext:
     params: dict[str, Any]
     inputs: dict[str, Path]
     """Downloaded input files by name."""
-    output_dir: Path
-    """Files written here are uploaded as outputs after ``run`` returns."""
+    work_dir: Path
+    """This attempt's private folder; created only when something needs it."""
     worker_type: WorkerType = WorkerType.CPU
     force_cpu: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
@@ -94,6 +94,16 @@ class TaskContext:
         self.logger = logging.LoggerAdapter(base, {"job_id": self.job_id, "task_type": self.task_type})
 
     # -- for handlers -----------------------------------------------------------------------
+    @property
+    def output_dir(self) -> Path:
+        """Files written here are uploaded as outputs after ``run`` returns.
+
+        Created on first use: most tasks write no files, and a folder per task costs time.
+        """
+        path = self.work_dir / "outputs"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def heartbeat(self, progress: float | None = None, message: str | None = None) -> None:
         """Record progress (0..1) and a short message; sent with the agent's next heartbeat.
 

@@ -34,7 +34,7 @@ def make_ctx(tmp_path: Path) -> Callable[..., TaskContext]:
             paths[name] = tmp_path / name
             paths[name].write_bytes(data)
         return TaskContext(
-            job_id="j1", task_type="noop", attempt=1, params=params or {}, inputs=paths, output_dir=out
+            job_id="j1", task_type="noop", attempt=1, params=params or {}, inputs=paths, work_dir=out.parent
         )
 
     return make

@@ -49,9 +49,9 @@ class ScriptedCoordinator:
             201, json={"name": "out", "size": 1, "sha256": "0" * 64}
         )
 
-    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def until(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
         """Wait (event-driven) until ``predicate()`` holds after some request."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout_s):
             while not predicate():
                 self.changed.clear()
                 await self.changed.wait()
@@ -116,8 +116,11 @@ class ScriptedCoordinator:
         tasks = json.loads(request.content)["tasks"]
         self.heartbeats.append([t["job_id"] for t in tasks])
         statuses = [
-            {"job_id": t["job_id"], "lease_valid": t["job_id"] not in self.lost,
-             "cancel_requested": t["job_id"] in self.cancel}
+            {
+                "job_id": t["job_id"],
+                "lease_valid": t["job_id"] not in self.lost,
+                "cancel_requested": t["job_id"] in self.cancel,
+            }
             for t in tasks
         ]
         return httpx.Response(200, json={"tasks": statuses, "drain": False})
@@ -200,7 +203,7 @@ async def test_graceful_shutdown_lets_running_tasks_finish(
     claim = make_claim({"sleep_s": 0.3})
     fake.queue.append(claim)
     running, shutdown = start_agent()
-    await fake.until(lambda: claim.job_id in sum(fake.heartbeats, []))
+    await fake.until(lambda: any(claim.job_id in beat for beat in fake.heartbeats))
     shutdown.request()
     assert await running == 0
     completion = fake.completion(claim.job_id)
@@ -218,7 +221,7 @@ async def test_forced_shutdown_releases_running_tasks(
     claim = make_claim({"sleep_s": 60})
     fake.queue.append(claim)
     running, shutdown = start_agent(shutdown_grace_s=30 if how == "second signal" else 0.05)
-    await fake.until(lambda: claim.job_id in sum(fake.heartbeats, []))
+    await fake.until(lambda: any(claim.job_id in beat for beat in fake.heartbeats))
     shutdown.request()
     if how == "second signal":
         shutdown.request()
@@ -253,7 +256,7 @@ async def test_lost_lease_drops_the_task(
     fake.queue.append(claim)
     fake.lost.add(claim.job_id)
     running, shutdown = start_agent()
-    await fake.until(lambda: claim.job_id in sum(fake.heartbeats, []))
+    await fake.until(lambda: any(claim.job_id in beat for beat in fake.heartbeats))
     await fake.until(lambda: fake.heartbeats[-1] == [])  # the agent no longer holds it
     shutdown.request()
     assert await running == 0
@@ -284,7 +287,7 @@ async def test_completion_survives_a_coordinator_outage(
     claim = make_claim({"sleep_s": 0.1})
     fake.queue.append(claim)
     running, shutdown = start_agent()
-    await fake.until(lambda: claim.job_id in sum(fake.heartbeats, []))
+    await fake.until(lambda: any(claim.job_id in beat for beat in fake.heartbeats))
     fake.down = True
     await fake.until(lambda: fake.refused_while_down >= 5)
     assert fake.completion(claim.job_id) is None

@@ -75,6 +75,7 @@ def test_a_frozen_agent_cannot_complete_a_task_given_to_another(cluster: Cluster
         done = cluster.wait_job(job["id"], {"completed"}, timeout_s=60)
     finally:
         frozen.signal(signal.SIGCONT)
+
     # The frozen agent wakes up with a stale lease. Either its heartbeat hears so first and it
     # drops its copy, or it sends the completion and the coordinator refuses and records it.
     def frozen_copy_settled() -> bool:
