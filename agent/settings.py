@@ -27,7 +27,11 @@ class AgentSettings(BaseSettings):
     """Configuration of one agent process, passed explicitly to ``run_agent``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TASKPOST_", env_file=".env", extra="ignore", validate_default=True
+        env_prefix="TASKPOST_",
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        validate_default=True,
     )
 
     server_url: str = Field(min_length=1)

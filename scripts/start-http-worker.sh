@@ -9,7 +9,7 @@ REPO_ROOT=$(dirname -- "$SCRIPT_DIR")
 
 ENV_FILE=""
 if [ -f ".env" ]; then
-    ENV_FILE=".env"
+    ENV_FILE="./.env"
 elif [ -f "$REPO_ROOT/.env" ]; then
     ENV_FILE="$REPO_ROOT/.env"
 fi

@@ -82,3 +82,20 @@ def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.server_url == "http://from-env"
     assert settings.poll_interval == 10.0
     assert settings.labels == ["a", "b"]
+
+
+def test_the_env_example_documents_every_setting_and_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "configs" / "http-worker.env.example"
+    text = example.read_text()
+    for name in AgentSettings.model_fields:
+        assert f"TASKPOST_{name.upper()}=" in text, name
+    settings = AgentSettings(_env_file=example)
+    assert settings.max_claim_batch == settings.max_concurrent
+    assert settings.task_types == [] and settings.work_dir is None
+
+
+def test_empty_variables_mean_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKPOST_NAME", "")
+    monkeypatch.setenv("TASKPOST_MAX_CLAIM_BATCH", "")
+    settings = AgentSettings(server_url="http://c", api_key="k", max_concurrent=4)
+    assert settings.name and settings.max_claim_batch == 4

@@ -24,6 +24,7 @@ COORDINATOR_ENV = {
     "TASKPOST_LONG_POLL_S": "2",
     "TASKPOST_REAPER_INTERVAL_S": "0.2",
     "TASKPOST_TIMEOUT_GRACE_S": "1",
+    "TASKPOST_MAX_UPLOAD_BYTES": str(1024 * 1024),
 }
 
 
@@ -50,6 +51,8 @@ class Cluster:
             base_url=self.url + API_PREFIX, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
         )
         self.worker_key = ""
+        self.closing: list[httpx.Client] = []
+        """Clients a test opened, closed with the cluster."""
 
     def start_coordinator(self) -> None:
         self.coordinator.start()
@@ -111,7 +114,8 @@ class Cluster:
         for agent in self.agents:
             agent.stop(signal.SIGINT)
         self.coordinator.stop(signal.SIGTERM)
-        self.http.close()
+        for client in [self.http, *self.closing]:
+            client.close()
 
 
 @pytest.fixture

@@ -1,0 +1,54 @@
+"""The agent command: flags, env fallback and error messages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from agent.cli import agent_command
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def app() -> typer.Typer:
+    cli = typer.Typer()
+    cli.command("agent")(agent_command)
+    return cli
+
+
+def test_missing_settings_name_the_variables_and_flags() -> None:
+    result = CliRunner().invoke(app(), [])
+    assert result.exit_code == 2
+    assert "TASKPOST_SERVER_URL / --server-url: is required" in result.output
+    assert "TASKPOST_API_KEY / --api-key: is required" in result.output
+
+
+def test_missing_env_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app(), ["--env-file", str(tmp_path / "nope.env")])
+    assert result.exit_code == 2 and "env file not found" in result.output
+
+
+def test_bad_flag_value_is_explained() -> None:
+    result = CliRunner().invoke(app(), ["--server-url", "ftp://x", "--api-key", "k", "--max-concurrent", "0"])
+    assert result.exit_code == 2
+    assert "TASKPOST_SERVER_URL" in result.output and "TASKPOST_MAX_CONCURRENT" in result.output
+
+
+def test_start_script_runs_from_a_checkout(tmp_path: Path) -> None:
+    script = REPO / "scripts" / "start_http_remote_worker.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    for flag in ("--server-url", "--api-key", "--worker-type", "--poll-interval", "--max-concurrent"):
+        assert flag in done.stdout
