@@ -1,9 +1,25 @@
-"""Capped exponential backoff with jitter, shared by every retry loop of the agent."""
+"""Capped exponential backoff with jitter, shared by every retry loop of the agent.
+
+The retry loops (claim, registration, completions) are long-lived and must keep their state
+between attempts, so they call ``next_delay()`` themselves instead of wrapping one call in
+tenacity's ``Retrying``; the growth and the cap still come from tenacity's ``wait_exponential``.
+"""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from tenacity import RetryCallState, wait_exponential
+
+
+@dataclass
+class _AttemptNumber:
+    """The one field of ``RetryCallState`` that tenacity's wait strategies read."""
+
+    attempt_number: int
 
 
 class Backoff:
@@ -20,10 +36,12 @@ class Backoff:
         self.cap_s = max(cap_s, self.base_s)
         self.failures = 0
         self._rand = rand
+        self._ceiling = wait_exponential(multiplier=self.base_s, max=self.cap_s, exp_base=2)
 
     def peek(self) -> float:
         """The upper bound of the next delay, without advancing."""
-        return float(min(self.cap_s, self.base_s * 2 ** min(self.failures, 32)))
+        state = cast(RetryCallState, _AttemptNumber(self.failures + 1))
+        return float(self._ceiling(state))
 
     def next_delay(self) -> float:
         ceiling = self.peek()

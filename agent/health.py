@@ -5,6 +5,9 @@ Answers 200 with ``status: ok`` while the agent is in touch with its coordinator
 (register, claim, heartbeat, complete) within ``stale_after_s``:
 ``3 * max(heartbeat_interval_s, long_poll_s) + 60`` seconds (60 s is the back-off cap), counted
 from the agent's start until the first answer.
+
+Not uvicorn: its ``Server.serve()`` installs its own SIGINT/SIGTERM handlers, and the agent's
+two-stage shutdown must own those signals. One GET route does not need a framework.
 """
 
 from __future__ import annotations

@@ -68,7 +68,9 @@ def _ping(redis: object) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument(
@@ -86,7 +88,10 @@ def main() -> None:
         for workers in args.workers:
             elapsed = run_case(args.jobs, workers, worker_class)
             name = worker_class.rsplit(".", 1)[-1]
-            print(f"| {name} | {workers} | {args.jobs} | {elapsed:.2f} | {args.jobs / elapsed:.0f} |", flush=True)
+            print(
+                f"| {name} | {workers} | {args.jobs} | {elapsed:.2f} | {args.jobs / elapsed:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     retry_cap_s: float = Field(default=300.0, ge=0)
 
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
-    max_claim_batch: int = Field(default=64, ge=1)
+    claim_batch_cap: int = Field(default=64, ge=1)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -70,7 +70,7 @@ async def claim(coord: Coordinator, route: WorkerRoute, max_tasks: int) -> list[
         "worker_id": route.worker_id,
         "now": now,
         "lease_expires_at": lease_expires_at,
-        "limit": min(max_tasks, coord.settings.max_claim_batch),
+        "limit": min(max_tasks, coord.settings.claim_batch_cap),
         "worker_type": route.worker_type,
     }
     params.update({f"type_{i}": task_type for i, task_type in enumerate(route.task_types)})

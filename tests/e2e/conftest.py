@@ -85,6 +85,12 @@ class Cluster:
 
         return wait_until(registered, timeout_s, f"{count} registered agents")
 
+    def client(self, key: str) -> httpx.Client:
+        """An HTTP client of the API with ``key``, closed with the cluster."""
+        client = httpx.Client(base_url=self.url + API_PREFIX, headers={"Authorization": f"Bearer {key}"})
+        self.closing.append(client)
+        return client
+
     def submit(self, **spec: Any) -> dict[str, Any]:
         spec.setdefault("type", "noop")
         response = self.http.post("/jobs", json=spec)

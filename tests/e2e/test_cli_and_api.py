@@ -25,15 +25,14 @@ def test_keys_created_and_revoked_from_the_cli_work_at_once(cluster: Cluster) ->
     created = taskpost(cluster, "keys", "create", "--role", "client", "--name", "from-cli")
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
-    client = httpx.Client(base_url=cluster.url, headers={"Authorization": f"Bearer {key}"})
-    cluster.closing.append(client)
-    assert client.get("/api/v1/jobs").status_code == 200
+    client = cluster.client(key)
+    assert client.get("/jobs").status_code == 200
     listed = json.loads(taskpost(cluster, "keys", "list", "--json").stdout)
     mine = next(k for k in listed if k["name"] == "from-cli")
     assert key.startswith(mine["prefix"]) and mine["last_used_at"] is not None
     revoked = taskpost(cluster, "keys", "revoke", mine["prefix"])
     assert revoked.returncode == 0, revoked.stderr
-    assert client.get("/api/v1/jobs").status_code == 401
+    assert client.get("/jobs").status_code == 401
     over_http = taskpost(
         cluster, "keys", "list", "--json", "--server-url", cluster.url, "--api-key", "e2e-admin-key"
     )
@@ -72,10 +71,8 @@ def test_submit_wait_and_download_from_the_cli(cluster: Cluster, tmp_path: objec
 
 def test_bad_input_over_http(cluster: Cluster) -> None:
     client_key = cluster.http.post("/keys", json={"role": "client"}).json()["key"]
-    client = httpx.Client(base_url=cluster.url + "/api/v1", headers={"Authorization": f"Bearer {client_key}"})
-    worker = httpx.Client(
-        base_url=cluster.url + "/api/v1", headers={"Authorization": f"Bearer {cluster.worker_key}"}
-    )
+    client = cluster.client(client_key)
+    worker = cluster.client(cluster.worker_key)
     cases = [
         (httpx.post(cluster.url + "/api/v1/jobs", json={"type": "noop"}), 401, "not_authenticated"),
         (worker.post("/jobs", json={"type": "noop"}), 403, "forbidden"),
