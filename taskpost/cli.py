@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from agent.cli import agent_command
+from pydantic import BaseModel
 
+from agent.cli import agent_command
 from protocol import Role
+from server.errors import TaskpostError
 from taskpost import render
 from taskpost.local import run_with_coordinator
 from taskpost.remote import CliError, RemoteCoordinator
+
+if TYPE_CHECKING:
+    from server.coordinator import Coordinator
 
 app = typer.Typer(help="Taskpost: a job system for media work over HTTP, no Redis.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -47,7 +53,7 @@ def _remote(server_url: str, api_key: str | None) -> RemoteCoordinator:
     return RemoteCoordinator(server_url, api_key)
 
 
-def _fail(error: Exception) -> None:
+def _fail(error: Exception) -> NoReturn:
     typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
 
@@ -76,6 +82,29 @@ def server(
     )
 
 
+def _call(
+    server_url: str | None,
+    api_key: str | None,
+    data_dir: Path | None,
+    database_url: str | None,
+    request: tuple[str, str, dict[str, Any] | None],
+    local: Callable[[Coordinator], Awaitable[Any]],
+) -> Any:
+    """One admin operation: over HTTP with --server-url, else on the local database. JSON back."""
+    method, path, body = request
+    try:
+        if server_url:
+            with _remote(server_url, api_key) as remote:
+                return remote.request(method, path, json=body)
+        result = run_with_coordinator(_settings(data_dir, database_url), local)
+    except (CliError, TaskpostError) as exc:
+        _fail(exc)
+    if isinstance(result, list):
+        return [item.model_dump(mode="json") for item in result]
+    assert isinstance(result, BaseModel)
+    return result.model_dump(mode="json")
+
+
 @keys_app.command("create")
 def keys_create(
     role: Annotated[Role, typer.Option(help="admin, client or worker.")],
@@ -86,22 +115,15 @@ def keys_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a key and print it once; only its hash is kept."""
-    try:
-        if server_url:
-            with _remote(server_url, api_key) as remote:
-                created = remote.request("POST", "/keys", json={"role": role.value, "name": name})
-            secret, prefix = created["key"], created["info"]["prefix"]
-        else:
-            from server.services import keys
+    from server.services import keys
 
-            made = run_with_coordinator(
-                _settings(data_dir, database_url), lambda c: keys.create(c, role, name)
-            )
-            secret, prefix = made.key, made.info.prefix
-    except CliError as exc:
-        _fail(exc)
-    typer.echo(secret)
-    typer.secho(f"{role.value} key {prefix}… created; it is shown this once.", err=True)
+    created = _call(
+        server_url, api_key, data_dir, database_url,
+        ("POST", "/keys", {"role": role.value, "name": name}),
+        lambda coord: keys.create(coord, role, name),
+    )  # fmt: skip
+    typer.echo(created["key"])
+    typer.secho(f"{role.value} key {created['info']['prefix']}… created; it is shown this once.", err=True)
 
 
 @keys_app.command("list")
@@ -113,17 +135,9 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List keys: id, prefix, role, created, last used, revoked."""
-    try:
-        if server_url:
-            with _remote(server_url, api_key) as remote:
-                rows = remote.request("GET", "/keys")
-        else:
-            from server.services import keys
+    from server.services import keys
 
-            found = run_with_coordinator(_settings(data_dir, database_url), keys.list_keys)
-            rows = [k.model_dump(mode="json") for k in found]
-    except CliError as exc:
-        _fail(exc)
+    rows = _call(server_url, api_key, data_dir, database_url, ("GET", "/keys", None), keys.list_keys)
     typer.echo(json.dumps(rows, indent=2) if as_json else render.keys_table(rows))
 
 
@@ -136,19 +150,13 @@ def keys_revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a key; it stops working at once."""
-    try:
-        if server_url:
-            with _remote(server_url, api_key) as remote:
-                revoked = remote.request("DELETE", f"/keys/{key}")
-        else:
-            from server.services import keys
+    from server.services import keys
 
-            info = run_with_coordinator(_settings(data_dir, database_url), lambda c: keys.revoke(c, key))
-            revoked = info.model_dump(mode="json")
-    except CliError as exc:
-        _fail(exc)
-    except Exception as exc:  # domain errors from the service layer
-        _fail(exc)
+    revoked = _call(
+        server_url, api_key, data_dir, database_url,
+        ("DELETE", f"/keys/{key}", None),
+        lambda coord: keys.revoke(coord, key),
+    )  # fmt: skip
     typer.echo(f"revoked {revoked['role']} key {revoked['prefix']}… ({revoked['id']})")
 
 
@@ -161,18 +169,9 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Jobs per type, priority and state, and the registered agents (like ``rq info``)."""
-    try:
-        if server_url:
-            with _remote(server_url, api_key) as remote:
-                stats = remote.request("GET", "/stats")
-        else:
-            from server.services.stats import stats as read_stats
+    from server.services.stats import stats as read_stats
 
-            stats = run_with_coordinator(_settings(data_dir, database_url), read_stats).model_dump(
-                mode="json"
-            )
-    except CliError as exc:
-        _fail(exc)
+    stats = _call(server_url, api_key, data_dir, database_url, ("GET", "/stats", None), read_stats)
     typer.echo(json.dumps(stats, indent=2) if as_json else render.stats_text(stats))
 
 

@@ -31,22 +31,9 @@ from server.errors import JobNotFound, StaleLease
 from server.services import events, workers
 from server.services.convert import require_datetime
 from server.services.jobs import JOBS
-from server.services.transitions import AttemptFailure, after_failure
+from server.services.transitions import ATTEMPT_COLUMNS, AttemptFailure, after_failure
 
-_LEASE_COLUMNS = (
-    JOBS.c.id,
-    JOBS.c.state,
-    JOBS.c.lease_token,
-    JOBS.c.attempts,
-    JOBS.c.max_attempts,
-    JOBS.c.retry,
-    JOBS.c.created_at,
-    JOBS.c.total_timeout_s,
-    JOBS.c.cancel_requested,
-    JOBS.c.worker_id,
-    JOBS.c.inputs,
-    JOBS.c.outputs,
-)
+_LEASE_COLUMNS = (*ATTEMPT_COLUMNS, JOBS.c.state, JOBS.c.inputs, JOBS.c.outputs)
 
 
 async def _lease_rows(conn: AsyncConnection, coord: Coordinator, job_ids: Sequence[str]) -> dict[str, Any]:

@@ -16,24 +16,11 @@ from protocol import JobState
 from server.coordinator import Coordinator
 from server.services import events
 from server.services.jobs import JOBS
-from server.services.transitions import AttemptFailure, after_failure
+from server.services.transitions import ATTEMPT_COLUMNS, AttemptFailure, after_failure
 
 logger = logging.getLogger(__name__)
 
-_FAILURE_COLUMNS = (
-    JOBS.c.id,
-    JOBS.c.lease_token,
-    JOBS.c.attempts,
-    JOBS.c.max_attempts,
-    JOBS.c.retry,
-    JOBS.c.created_at,
-    JOBS.c.total_timeout_s,
-    JOBS.c.cancel_requested,
-    JOBS.c.worker_id,
-    JOBS.c.timeout_s,
-    JOBS.c.attempt_started_at,
-    JOBS.c.lease_expires_at,
-)
+_OVERDUE_COLUMNS = (*ATTEMPT_COLUMNS, JOBS.c.timeout_s, JOBS.c.attempt_started_at, JOBS.c.lease_expires_at)
 
 
 async def reap_once(coord: Coordinator) -> int:
@@ -45,7 +32,7 @@ async def reap_once(coord: Coordinator) -> int:
         grace = coord.settings.timeout_grace_s
         running = (
             await conn.execute(
-                select(*_FAILURE_COLUMNS).where(
+                select(*_OVERDUE_COLUMNS).where(
                     JOBS.c.state == JobState.PROCESSING.value,
                     (JOBS.c.lease_expires_at < now)
                     | (

@@ -9,6 +9,20 @@ from typing import Any
 
 from protocol import JobState
 from server.services.backoff import retry_delay_s
+from server.services.jobs import JOBS
+
+# What after_failure reads of a job, plus who held it.
+ATTEMPT_COLUMNS = (
+    JOBS.c.id,
+    JOBS.c.lease_token,
+    JOBS.c.worker_id,
+    JOBS.c.attempts,
+    JOBS.c.max_attempts,
+    JOBS.c.retry,
+    JOBS.c.created_at,
+    JOBS.c.total_timeout_s,
+    JOBS.c.cancel_requested,
+)
 
 
 @dataclass(frozen=True)
