@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from protocol import API_PREFIX
+from protocol import API_PREFIX, Role
+from server.coordinator import Coordinator
+from server.services import keys
+from server.settings import Settings
 from tests.server.conftest import Api
 
 pytestmark = pytest.mark.anyio
@@ -79,3 +84,15 @@ async def test_unknown_worker_is_told_to_register_again(api: Api) -> None:
     response = await api.http.post(f"{API_PREFIX}/workers/nobody/claim", json={}, headers=api.auth("worker"))
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "worker_not_found"
+
+
+async def test_first_start_generates_one_admin_key(tmp_path: Path) -> None:
+    coord = Coordinator.from_settings(Settings(data_dir=tmp_path, _env_file=None))
+    try:
+        await coord.db.create_schema()
+        generated = await keys.ensure_admin_key(coord, None)
+        assert generated is not None
+        assert (await keys.authenticate(coord, generated)).role is Role.ADMIN
+        assert await keys.ensure_admin_key(coord, None) is None  # shown once, never again
+    finally:
+        await coord.db.close()
