@@ -33,6 +33,7 @@ _FLAGS = {
     "shutdown_grace_s": "--shutdown-grace",
     "work_dir": "--work-dir",
     "force_cpu": "--force-cpu",
+    "files_roots": "--files-root",
     "log_level": "--log-level",
     "log_format": "--log-format",
 }
@@ -95,6 +96,10 @@ def agent_command(
     force_cpu: Annotated[
         bool | None, typer.Option("--force-cpu/--no-force-cpu", help="Ask handlers not to use a GPU.")
     ] = None,
+    files_root: Annotated[
+        list[Path] | None,
+        typer.Option("--files-root", help="Directory jobs may read by local_path (repeatable)."),
+    ] = None,
     log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING...")] = None,
     log_format: Annotated[LogFormat | None, typer.Option("--log-format", help="json or text.")] = None,
     env_file: Annotated[
@@ -119,6 +124,7 @@ def agent_command(
         "shutdown_grace_s": shutdown_grace,
         "work_dir": work_dir,
         "force_cpu": force_cpu,
+        "files_roots": [str(root) for root in files_root] if files_root else None,
         "log_level": log_level,
         "log_format": log_format,
     }

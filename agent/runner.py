@@ -13,6 +13,7 @@ import logging
 import platform
 import time
 from collections.abc import Coroutine, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from agent import __version__
@@ -57,6 +58,7 @@ class Agent:
         self.exit_code = EXIT_OK
         self._task_coros: set[asyncio.Task[None]] = set()
         self._register_lock = asyncio.Lock()
+        self._files_roots = tuple(Path(root) for root in settings.files_roots)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def run(self) -> int:
@@ -158,7 +160,7 @@ class Agent:
             name=s.name,
             worker_type=s.worker_type,
             task_types=sorted(self.handlers),
-            labels=s.labels,
+            labels=s.advertised_labels,
             max_concurrent=s.max_concurrent,
             version=__version__,
             host=platform.node() or None,
@@ -298,6 +300,7 @@ class Agent:
             lease_s=self.state.cadence.lease_s,
             worker_type=self.settings.worker_type,
             force_cpu=self.settings.force_cpu,
+            files_roots=self._files_roots,
         )
         self.state.running[claimed.job_id] = task
         coro = asyncio.ensure_future(self.runner.run(task))

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from protocol import WorkerType
+from protocol import FILES_ROOT_LABEL, WorkerType
 
 LogFormat = Literal["json", "text"]
 CommaList = Annotated[list[str], NoDecode]
@@ -59,10 +59,14 @@ class AgentSettings(BaseSettings):
     """Root of the per-task temporary folders; defaults to the system temp folder."""
     force_cpu: bool = False
     """Handlers that could use a GPU are asked to run on the CPU."""
+    files_roots: CommaList = Field(default_factory=list)
+    """Directories whose files jobs may name by ``local_path`` instead of uploading them. Each
+    root is advertised as the label ``files-root:<path>``, so only agents that have it get such
+    jobs."""
     log_level: str = "INFO"
     log_format: LogFormat = "json"
 
-    @field_validator("task_types", "labels", mode="before")
+    @field_validator("task_types", "labels", "files_roots", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -72,7 +76,7 @@ class AgentSettings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("task_types", "labels", mode="after")
+    @field_validator("task_types", "labels", "files_roots", mode="after")
     @classmethod
     def _dedupe(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(item.strip() for item in value if item.strip()))
@@ -98,6 +102,20 @@ class AgentSettings(BaseSettings):
         if self.max_claim_batch is None:
             self.max_claim_batch = self.max_concurrent
         return self
+
+    @field_validator("files_roots", mode="after")
+    @classmethod
+    def _absolute_roots(cls, value: list[str]) -> list[str]:
+        roots = [str(Path(root).expanduser().resolve()) for root in value]
+        for root in roots:
+            if not Path(root).is_dir():
+                raise ValueError(f"files root {root} is not a directory")
+        return roots
+
+    @property
+    def advertised_labels(self) -> list[str]:
+        """The labels sent at registration: the configured ones plus one per files root."""
+        return list(dict.fromkeys([*self.labels, *(FILES_ROOT_LABEL + root for root in self.files_roots)]))
 
     @property
     def claim_batch(self) -> int:

@@ -41,6 +41,7 @@ class RunningTask:
         lease_s: float,
         worker_type: WorkerType = WorkerType.CPU,
         force_cpu: bool = False,
+        files_roots: tuple[Path, ...] = (),
     ) -> RunningTask:
         """A task just claimed (``received`` is ``time.monotonic()`` when the claim was answered)."""
         ctx = TaskContext(
@@ -53,6 +54,7 @@ class RunningTask:
             worker_type=worker_type,
             force_cpu=force_cpu,
             meta=claim.meta,
+            files_roots=files_roots,
         )
         return cls(claim=claim, ctx=ctx, lease_deadline=received + lease_s, claimed_at=received)
 

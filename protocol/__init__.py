@@ -15,6 +15,8 @@ from protocol.enums import (
 )
 from protocol.errors import ErrorBody, ErrorDetail
 from protocol.jobs import (
+    FILES_ROOT_LABEL,
+    LOCAL_PATH_PARAM,
     FileInfo,
     InputRef,
     JobBatchCreate,
@@ -53,7 +55,9 @@ API_PREFIX = "/api/v1"
 
 __all__ = [
     "API_PREFIX",
+    "FILES_ROOT_LABEL",
     "LEASE_HEADER",
+    "LOCAL_PATH_PARAM",
     "REQUEUEABLE_STATES",
     "SHA256_HEADER",
     "TERMINAL_STATES",

@@ -9,6 +9,11 @@ from pydantic import BaseModel, Field
 
 from protocol.enums import JobState, Priority, WorkerType
 
+LOCAL_PATH_PARAM = "local_path"
+"""A job param naming a file on the agent's machine instead of an uploaded input."""
+FILES_ROOT_LABEL = "files-root:"
+"""Prefix of the label an agent carries for each directory it lets jobs read by local_path."""
+
 
 class RetryPolicy(BaseModel):
     """Capped exponential backoff with jitter between attempts."""
@@ -96,6 +101,8 @@ class JobSubmitted(BaseModel):
     job: JobPublic
     created: bool
     """False when an earlier job with the same idempotency key was returned."""
+    warnings: list[str] = []
+    """Things the client should know, e.g. that no agent runs this job type yet."""
 
 
 class JobBatchSubmitted(BaseModel):

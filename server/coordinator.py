@@ -11,7 +11,14 @@ from server.db.database import Database
 from server.notifier import LocalNotifier, Notifier
 from server.settings import Settings
 
-BUILTIN_JOB_TYPES = ("noop", "transcription", "ocr", "url_audio", "document")
+# Built-in job types and the extra an agent needs to advertise each.
+BUILTIN_JOB_TYPES = {
+    "noop": None,
+    "transcription": "stt",
+    "ocr": "ocr",
+    "url_audio": "download",
+    "document": "docs",
+}
 
 
 @dataclass

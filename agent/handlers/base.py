@@ -83,6 +83,8 @@ class TaskContext:
     worker_type: WorkerType = WorkerType.CPU
     force_cpu: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    files_roots: tuple[Path, ...] = ()
+    """Directories this agent lets jobs read by ``local_path`` (resolved, absolute)."""
     logger: logging.LoggerAdapter[logging.Logger] = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _cancelled: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
@@ -114,6 +116,37 @@ class TaskContext:
                 self._progress.progress = min(1.0, max(0.0, float(progress)))
             if message is not None:
                 self._progress.message = message[:1000]
+
+    def local_file(self, path: str) -> Path:
+        """The file a job named by ``local_path``, if it lies inside one of the allowed roots.
+
+        Symlinks are resolved first, so a link pointing out of a root is refused too. Every
+        refusal is a non-retryable ``HandlerError``: another attempt would not change it.
+        """
+        if not self.files_roots:
+            raise HandlerError(
+                "this agent reads no local files: start it with --files-root DIR",
+                retryable=False,
+                kind="local_path",
+            )
+        candidate = Path(path).expanduser()
+        if not candidate.is_absolute():
+            raise HandlerError(
+                f"local_path must be absolute, got {path!r}", retryable=False, kind="local_path"
+            )
+        resolved = candidate.resolve()
+        if not any(resolved.is_relative_to(root) for root in self.files_roots):
+            roots = ", ".join(str(root) for root in self.files_roots)
+            raise HandlerError(
+                f"local_path {path!r} is outside the allowed roots ({roots})",
+                retryable=False,
+                kind="local_path",
+            )
+        if not resolved.is_file():
+            raise HandlerError(
+                f"local_path {path!r} is not an existing file", retryable=False, kind="local_path"
+            )
+        return resolved
 
     def is_cancelled(self) -> bool:
         """True once the task should stop: cancelled, lease lost, timed out or agent stopping."""

@@ -88,14 +88,23 @@ async def submit(request: Request, coord: CoordinatorDep, _: ClientDep) -> Respo
             summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
             raise InvalidParams(f"invalid job: {summary}", errors=problems) from exc
     [(job, created)] = await jobs.submit(coord, [spec])
-    body = JobSubmitted(job=job, created=created).model_dump(mode="json")
+    warning = jobs.unserved_type_warning(coord, job.type)
+    body = JobSubmitted(job=job, created=created, warnings=[warning] if warning else []).model_dump(
+        mode="json"
+    )
     return JSONResponse(status_code=201 if created else 200, content=body)
 
 
 @router.post("/jobs/batch", status_code=status.HTTP_201_CREATED)
 async def submit_batch(batch: JobBatchCreate, coord: CoordinatorDep, _: ClientDep) -> JobBatchSubmitted:
     results = await jobs.submit(coord, batch.jobs)
-    return JobBatchSubmitted(jobs=[JobSubmitted(job=job, created=created) for job, created in results])
+    warnings = {t: jobs.unserved_type_warning(coord, t) for t in {job.type for job, _ in results}}
+    return JobBatchSubmitted(
+        jobs=[
+            JobSubmitted(job=job, created=created, warnings=[w] if (w := warnings[job.type]) else [])
+            for job, created in results
+        ]
+    )
 
 
 @router.get("/jobs")

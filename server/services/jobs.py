@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -11,6 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import (
+    FILES_ROOT_LABEL,
+    LOCAL_PATH_PARAM,
     REQUEUEABLE_STATES,
     JobCreate,
     JobEventPublic,
@@ -19,7 +22,7 @@ from protocol import (
     JobState,
     RetryPolicy,
 )
-from server.coordinator import Coordinator
+from server.coordinator import BUILTIN_JOB_TYPES, Coordinator
 from server.db.models import Job, KnownJobType, Upload
 from server.errors import (
     FileNotFound,
@@ -51,6 +54,33 @@ async def ensure_known_types(coord: Coordinator, types: set[str]) -> None:
         raise UnknownJobType(
             f"unknown job type {sorted(missing)[0]!r}; known types: {', '.join(known)}",
             known_types=known,
+        )
+
+
+def unserved_type_warning(coord: Coordinator, job_type: str) -> str | None:
+    """A note when no agent this coordinator knows runs ``job_type``: the job waits until one does."""
+    if any(job_type in route.task_types for route in coord.workers.values()):
+        return None
+    extra = BUILTIN_JOB_TYPES.get(job_type)
+    hint = f" (agents need: pip install 'taskpost[{extra}]')" if extra else ""
+    return f"no registered agent runs {job_type!r} yet; the job waits in the queue until one does{hint}"
+
+
+def _check_local_path(spec: JobCreate) -> None:
+    """A job that names a file on an agent's machine must route to agents holding its root."""
+    local_path = spec.params.get(LOCAL_PATH_PARAM)
+    if local_path is None:
+        return
+    if not isinstance(local_path, str) or not PurePosixPath(local_path).is_absolute():
+        raise InvalidParams("params.local_path must be an absolute path", field="params.local_path")
+    roots = [
+        label.removeprefix(FILES_ROOT_LABEL) for label in spec.labels if label.startswith(FILES_ROOT_LABEL)
+    ]
+    if not any(PurePosixPath(local_path).is_relative_to(root) for root in roots):
+        raise InvalidParams(
+            f"a job with local_path must carry the label {FILES_ROOT_LABEL}<dir> of an agent's files root"
+            f' that contains it, e.g. labels: ["{FILES_ROOT_LABEL}{PurePosixPath(local_path).parent}"]',
+            field="labels",
         )
 
 
@@ -110,6 +140,8 @@ def _inputs_of(spec: JobCreate, uploads: dict[str, dict[str, Any]]) -> list[dict
 async def submit(coord: Coordinator, specs: list[JobCreate]) -> list[tuple[JobPublic, bool]]:
     """Insert jobs; a spec whose idempotency key exists returns the existing job instead."""
     await ensure_known_types(coord, {spec.type for spec in specs})
+    for spec in specs:
+        _check_local_path(spec)
     now = coord.clock()
     try:
         results = await _submit_once(coord, specs, now)

@@ -134,3 +134,34 @@ async def test_requeue_only_ended_jobs(api: Api) -> None:
     assert response.status_code == 200
     assert response.json()["state"] == "queued"
     assert [e["kind"] for e in await api.events(job["id"])] == ["cancel_requested", "requeued"]
+
+
+async def test_local_path_jobs_must_name_a_files_root(api: Api) -> None:
+    missing = await api.submit(expect=422, params={"local_path": "/srv/media/a.wav"})
+    assert missing["error"]["details"]["field"] == "labels"
+    assert "files-root:/srv/media" in missing["error"]["message"]
+    relative = await api.submit(expect=422, params={"local_path": "a.wav"}, labels=["files-root:/srv"])
+    assert relative["error"]["details"]["field"] == "params.local_path"
+    elsewhere = await api.submit(
+        expect=422, params={"local_path": "/etc/passwd"}, labels=["files-root:/srv/media"]
+    )
+    assert elsewhere["error"]["code"] == "invalid_params"
+    job = await api.submit(params={"local_path": "/srv/media/a.wav"}, labels=["files-root:/srv/media"])
+    plain = await api.register(labels=["eu"])
+    assert await api.claim(plain) == []  # routed only to agents holding the root
+    holder = await api.register(labels=["files-root:/srv/media"])
+    assert [t["job_id"] for t in await api.claim(holder)] == [job["id"]]
+
+
+async def test_a_job_nobody_runs_yet_says_which_extra_agents_need(api: Api) -> None:
+    response = await api.http.post(
+        f"{API_PREFIX}/jobs", json={"type": "transcription"}, headers=api.auth("client")
+    )
+    assert response.status_code == 201
+    [warning] = response.json()["warnings"]
+    assert "taskpost[stt]" in warning
+    await api.register(task_types=["transcription"])
+    again = await api.http.post(
+        f"{API_PREFIX}/jobs", json={"type": "transcription"}, headers=api.auth("client")
+    )
+    assert again.json()["warnings"] == []

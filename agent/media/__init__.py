@@ -1,0 +1,1 @@
+"""Shared pieces of the media handlers: inputs, models, engines."""
