@@ -1,22 +1,27 @@
 """``taskpost demo``: the embedded default end to end, in one command.
 
-Starts a coordinator on SQLite and one agent as child processes, submits a sample job with an
-input file, waits for it, saves its outputs and stops both processes.
+Starts a coordinator on SQLite and one agent as child processes, submits the bundled samples
+(speech to transcribe, a scanned page to OCR), waits for both jobs, saves their outputs and
+stops both processes. The samples are made by ``scripts/make_samples.py``.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
-from taskpost.launch import ChildProcess, child_env, wait_healthy
+from taskpost.launch import ChildProcess, child_env, wait_healthy, wait_until
 from taskpost.remote import CliError, RemoteCoordinator
 from taskpost.submit import submit_job
 
-SAMPLE_TEXT = "Taskpost sample input.\nA coordinator on SQLite and one agent processed this file.\n"
+SAMPLES = Path(__file__).resolve().parent / "samples"
+DEMO_JOBS = (
+    ("transcription", SAMPLES / "speech.wav", "transcript.txt"),
+    ("ocr", SAMPLES / "scanned_page.png", "text.txt"),
+)
 
 
 def run_demo(work_dir: Path, port: int) -> None:
@@ -35,32 +40,51 @@ def run_demo(work_dir: Path, port: int) -> None:
             wait_healthy(url, coordinator)
         except (RuntimeError, TimeoutError) as exc:
             raise CliError(f"{exc}\nsee {server_log}") from exc
-        with RemoteCoordinator(url, admin_key) as remote:
+        with RemoteCoordinator(url, admin_key, timeout=120) as remote:
             worker_key = remote.request("POST", "/keys", json={"role": "worker", "name": "demo agent"})["key"]
-            print("starting one agent")
+            print("starting one agent (it loads the models once)")
             agent_args = ["agent", "--server-url", url, "--api-key", worker_key]
-            agent_args += ["--health-port", "0", "--log-format", "text"]
+            agent_args += ["--health-port", "0", "--log-format", "text", "--max-concurrent", "2"]
             agent = ChildProcess(agent_args, env, agent_log).start()
-            sample = work_dir / "sample.txt"
-            sample.write_text(SAMPLE_TEXT)
-            print("submitting a sample job")
-            started = time.monotonic()
-            job = submit_job(
-                remote,
-                "noop",
-                ["echo_inputs=true", 'outputs={"report.txt": "processed by a Taskpost agent\\n"}'],
-                [sample],
-                "default",
-                wait=True,
-                output_dir=outputs,
-                wait_timeout_s=60,
-            )
-            elapsed = time.monotonic() - started
-        print(json.dumps({"id": job["id"], "state": job["state"], "result": job["result"]}, indent=2))
-        print(f"job {job['state']} in {elapsed:.2f} s; outputs saved in {outputs}")
-        if job["state"] != "completed":
-            raise CliError(f"the sample job ended {job['state']}: {job['error']}; see {agent_log}")
+            _wait_for_agent(remote, agent, agent_log)
+            for job_type, sample, main_output in DEMO_JOBS:
+                _run_one(remote, job_type, sample, outputs / job_type, main_output, agent_log)
+        print(f"\noutputs saved under {outputs}")
     finally:
         if agent is not None:
             agent.stop(signal.SIGTERM)
         coordinator.stop(signal.SIGTERM)
+
+
+def _wait_for_agent(remote: RemoteCoordinator, agent: ChildProcess, agent_log: Path) -> None:
+    def registered() -> list[str] | None:
+        if not agent.running():
+            raise CliError(f"the agent exited; see {agent_log}")
+        workers = remote.request("GET", "/workers")
+        return list(workers[0]["task_types"]) if workers else None
+
+    try:
+        task_types = wait_until(registered, 300, "the agent to register")
+    except TimeoutError as exc:
+        raise CliError(f"{exc}; see {agent_log}") from exc
+    missing = {"transcription": "stt", "ocr": "ocr"}
+    absent = [f"{t} (pip install 'taskpost[{extra}]')" for t, extra in missing.items() if t not in task_types]
+    if absent:
+        raise CliError("the agent does not run " + ", ".join(absent))
+
+
+def _run_one(
+    remote: RemoteCoordinator, job_type: str, sample: Path, out: Path, main_output: str, agent_log: Path
+) -> dict[str, Any]:
+    print(f"\nsubmitting a {job_type} job for {sample.name}")
+    started = time.monotonic()
+    job: dict[str, Any] = submit_job(remote, job_type, [], [sample], "default", True, out, wait_timeout_s=600)
+    elapsed = time.monotonic() - started
+    if job["state"] != "completed":
+        error = (job.get("error") or {}).get("message")
+        raise CliError(f"the {job_type} job ended {job['state']}: {error}; see {agent_log}")
+    print(f"{job_type} completed in {elapsed:.1f} s; outputs: {', '.join(o['name'] for o in job['outputs'])}")
+    text_file = out / main_output
+    if text_file.is_file():
+        print("---\n" + text_file.read_text(encoding="utf-8").strip() + "\n---")
+    return job
