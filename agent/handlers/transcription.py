@@ -1,0 +1,244 @@
+"""``transcription``: speech to text with faster-whisper, from an uploaded file or a local path.
+
+Params (all optional):
+
+- ``model``: ``tiny.en`` or ``base`` (packaged, offline), a Whisper size (``small``,
+  ``large-v3``), a hub id, or a local CTranslate2 directory. Default: ``tiny.en`` when
+  ``language`` is ``en``, else ``base``.
+- ``language``: a code such as ``en`` or ``de``; absent or ``auto`` detects it
+- ``beam_size`` (5), ``vad_filter`` (false), ``word_timestamps`` (false)
+- ``initial_prompt``: text that precedes the audio; ``lexicon``: words to expect (hotwords)
+- ``allow_download`` (false): fetch a hub model missing from the local cache
+- ``local_path`` or ``input``: which file to transcribe (see ``agent.media.sources``)
+
+Outputs ``transcript.txt``, ``transcript.srt``, ``transcript.vtt`` and ``segments.json``; the
+result holds the text, the language and its probability, the duration and the real-time factor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.handlers.base import HandlerError, TaskContext
+from agent.media.sources import media_input
+from agent.media.whisper import (
+    ENGLISH_MODEL,
+    MULTILINGUAL_MODEL,
+    PACKAGED_MODELS,
+    choose_device,
+    faster_whisper,
+    shared_models,
+)
+
+if TYPE_CHECKING:
+    from agent.settings import AgentSettings
+
+SAMPLE_RATE = 16_000
+MAX_BEAM_SIZE = 32
+
+
+def _bad_params(message: str) -> HandlerError:
+    return HandlerError(message, retryable=False, kind="bad_params")
+
+
+def _flag(params: dict[str, Any], name: str) -> bool:
+    value = params.get(name, False)
+    if not isinstance(value, bool):
+        raise _bad_params(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Options:
+    """A transcription job's params, checked."""
+
+    model: str
+    language: str | None
+    beam_size: int
+    vad_filter: bool
+    word_timestamps: bool
+    initial_prompt: str | None
+    hotwords: str | None
+    allow_download: bool
+
+    @classmethod
+    def parse(cls, params: dict[str, Any]) -> Options:
+        language = params.get("language")
+        if language is not None and not isinstance(language, str):
+            raise _bad_params(f"language must be a language code such as 'en', got {language!r}")
+        language = (language or "").strip().lower()
+        language = None if language in ("", "auto") else language
+        model = params.get("model") or (ENGLISH_MODEL if language == "en" else MULTILINGUAL_MODEL)
+        if not isinstance(model, str):
+            raise _bad_params(f"model must be a name or a directory, got {model!r}")
+        beam_size = params.get("beam_size", 5)
+        if (
+            isinstance(beam_size, bool)
+            or not isinstance(beam_size, int)
+            or not 1 <= beam_size <= MAX_BEAM_SIZE
+        ):
+            raise _bad_params(f"beam_size must be an integer from 1 to {MAX_BEAM_SIZE}, got {beam_size!r}")
+        prompt = params.get("initial_prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            raise _bad_params("initial_prompt must be text")
+        lexicon = params.get("lexicon") or []
+        if not isinstance(lexicon, list) or not all(isinstance(word, str) for word in lexicon):
+            raise _bad_params("lexicon must be a list of words")
+        return cls(
+            model=model,
+            language=language,
+            beam_size=beam_size,
+            vad_filter=_flag(params, "vad_filter"),
+            word_timestamps=_flag(params, "word_timestamps"),
+            initial_prompt=prompt or None,
+            hotwords=", ".join(word.strip() for word in lexicon if word.strip()) or None,
+            allow_download=_flag(params, "allow_download"),
+        )
+
+
+def load_audio(path: Path) -> Any:
+    """The file's first audio stream as 16 kHz mono float32 samples; bad media is not retried."""
+    import av  # a dependency of faster-whisper
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise HandlerError(f"{path.name} has no audio stream", retryable=False, kind="no_audio")
+        audio = faster_whisper().decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+    except av.error.FFmpegError as exc:
+        raise HandlerError(
+            f"cannot decode {path.name} as audio or video: {exc}", retryable=False, kind="bad_input"
+        ) from exc
+    if len(audio) == 0:
+        raise HandlerError(f"{path.name} holds no audio samples", retryable=False, kind="no_audio")
+    return audio
+
+
+def _timestamp(seconds: float, separator: str) -> str:
+    hours, rest = divmod(round(seconds * 1000), 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def to_srt(segments: list[dict[str, Any]]) -> str:
+    """SubRip subtitles: numbered cues, ``HH:MM:SS,mmm`` times."""
+    cues = [
+        f"{n}\n{_timestamp(s['start'], ',')} --> {_timestamp(s['end'], ',')}\n{s['text']}\n"
+        for n, s in enumerate(segments, start=1)
+    ]
+    return "\n".join(cues)
+
+
+def to_vtt(segments: list[dict[str, Any]]) -> str:
+    """WebVTT subtitles: a header, then ``HH:MM:SS.mmm`` cues."""
+    cues = [f"{_timestamp(s['start'], '.')} --> {_timestamp(s['end'], '.')}\n{s['text']}\n" for s in segments]
+    return "\n".join(["WEBVTT\n", *cues])
+
+
+def _segment(piece: Any, words: bool) -> dict[str, Any]:
+    segment: dict[str, Any] = {
+        "id": piece.id,
+        "start": round(piece.start, 3),
+        "end": round(piece.end, 3),
+        "text": piece.text.strip(),
+    }
+    if words and piece.words:
+        segment["words"] = [
+            {"start": round(w.start, 3), "end": round(w.end, 3), "word": w.word, "probability": w.probability}
+            for w in piece.words
+        ]
+    return segment
+
+
+def _default_models_dir() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "taskpost" / "models"
+
+
+class TranscriptionHandler:
+    """Transcribes speech in an audio or video file with faster-whisper."""
+
+    task_type = "transcription"
+
+    def __init__(self, models_dir: Path | None = None) -> None:
+        self._models_dir_given = models_dir is not None
+        self.models = shared_models(models_dir or _default_models_dir())
+
+    def setup(self, settings: AgentSettings) -> None:
+        """Load the packaged models on this agent's device, so that the first task starts at once."""
+        if settings.work_dir is not None and not self._models_dir_given:
+            self.models = shared_models(settings.work_dir / "models")
+        device = choose_device(settings.worker_type, settings.force_cpu)
+        for name in PACKAGED_MODELS:
+            self.models.get(name, device)
+
+    def run(self, ctx: TaskContext) -> dict[str, Any]:
+        return self.transcribe_path(ctx, media_input(ctx))
+
+    def transcribe_path(self, ctx: TaskContext, path: Path) -> dict[str, Any]:
+        """Transcribe ``path``, write the transcript files to ``ctx.output_dir``, return the result."""
+        options = Options.parse(ctx.params)
+        ctx.heartbeat(0.0, f"loading model {options.model}")
+        loading = time.perf_counter()
+        wanted = choose_device(ctx.worker_type, ctx.force_cpu)
+        model, device = self.models.get(options.model, wanted, allow_download=options.allow_download)
+        model_load_s = time.perf_counter() - loading
+        if options.language is not None and options.language not in model.supported_languages:
+            raise _bad_params(f"model {options.model!r} does not know language {options.language!r}")
+
+        started = time.perf_counter()
+        audio = load_audio(path)
+        duration = len(audio) / SAMPLE_RATE
+        ctx.heartbeat(0.0, f"transcribing {duration:.0f} s of audio")
+        pieces, info = model.transcribe(
+            audio,
+            language=options.language,
+            beam_size=options.beam_size,
+            vad_filter=options.vad_filter,
+            word_timestamps=options.word_timestamps,
+            initial_prompt=options.initial_prompt,
+            hotwords=options.hotwords,
+        )
+        segments: list[dict[str, Any]] = []
+        for piece in pieces:
+            segments.append(_segment(piece, options.word_timestamps))
+            done = min(piece.end, duration)
+            ctx.heartbeat(done / duration, f"{done:.0f}/{duration:.0f} s of audio")
+            if ctx.is_cancelled():
+                ctx.logger.info("transcription cancelled after %.1f s of audio", done)
+                return {"cancelled": True, "segments": len(segments), "done_s": round(done, 3)}
+        processing_s = time.perf_counter() - started
+
+        text = " ".join(segment["text"] for segment in segments if segment["text"])
+        summary: dict[str, Any] = {
+            "language": info.language,
+            "language_probability": round(float(info.language_probability), 4),
+            "duration_s": round(duration, 3),
+            "model": options.model,
+        }
+        out = ctx.output_dir
+        (out / "transcript.txt").write_text(text + "\n", encoding="utf-8")
+        (out / "transcript.srt").write_text(to_srt(segments), encoding="utf-8")
+        (out / "transcript.vtt").write_text(to_vtt(segments), encoding="utf-8")
+        document = {**summary, "segments": segments}
+        (out / "segments.json").write_text(
+            json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
+        ctx.heartbeat(1.0, "done")
+        return {
+            "text": text,
+            **summary,
+            "processing_s": round(processing_s, 3),
+            "real_time_factor": round(processing_s / duration, 4),
+            "model_load_s": round(model_load_s, 3),
+            "device": device.device,
+            "compute_type": device.compute_type,
+            "segments": len(segments),
+            "outputs": ["segments.json", "transcript.srt", "transcript.txt", "transcript.vtt"],
+        }

@@ -1,0 +1,150 @@
+"""``url_audio``: download the audio of a URL with yt-dlp, then transcribe it, in one task.
+
+Params:
+
+- ``url`` (required): a YouTube (or other yt-dlp site) page, a page with an HTML5 ``<audio>`` or
+  ``<video>`` tag, or a direct link to a media file
+- ``transcribe`` (true): transcribe the audio; false keeps the downloaded audio as an output
+- ``max_duration_s`` (14400): refuse longer media (``kind: too_long``)
+- ``max_size_mb`` (2048): refuse larger downloads (``kind: too_large``)
+- every ``transcription`` param (``model``, ``language``, ``beam_size``, ...) applies too
+
+Outputs ``metadata.json`` (title, duration, uploader, source URL), then the transcript files of
+the ``transcription`` handler, or the audio file (``audio.EXT``) when ``transcribe`` is false.
+
+Transcription runs in the same task rather than as a follow-up job: the audio never travels back
+to the coordinator, one job holds the whole outcome, and a retry redoes both steps. The handler
+owns a ``TranscriptionHandler`` set up in its own ``setup()``; an agent without the ``stt`` extra
+still runs download-only jobs and fails transcribing ones with ``install taskpost[stt]``.
+Progress: the download reports 0..0.3 (0..0.95 without transcription), transcription the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from typing import TYPE_CHECKING, Any
+
+from agent.handlers.base import HandlerError, MissingExtra, TaskContext
+from agent.media.download import Limits, download_audio, require_ffmpeg
+from agent.media.download_errors import yt_dlp
+
+if TYPE_CHECKING:
+    from agent.handlers.transcription import TranscriptionHandler
+    from agent.settings import AgentSettings
+
+logger = logging.getLogger(__name__)
+
+DOWNLOAD_SHARE = 0.3
+"""Part of the task's progress the download takes when the audio is transcribed afterwards."""
+
+
+class _ProgressWindow(TaskContext):
+    """The task's context, with progress 0..1 reported into ``[start, end]`` of the task's.
+
+    It shares the task's fields, cancellation and logger; its ``heartbeat`` scales and hands on to
+    the task's, so that a nested step (transcription) can report as if it were the whole task.
+    """
+
+    def __init__(self, parent: TaskContext, start: float, end: float) -> None:
+        self.__dict__.update(parent.__dict__)
+        self._parent = parent
+        self._start = start
+        self._end = end
+
+    def heartbeat(self, progress: float | None = None, message: str | None = None) -> None:
+        if progress is not None:
+            progress = self._start + (self._end - self._start) * min(1.0, max(0.0, progress))
+        self._parent.heartbeat(progress, message)
+
+
+def _bad_params(message: str) -> HandlerError:
+    return HandlerError(message, retryable=False, kind="bad_params")
+
+
+def _positive(params: dict[str, Any], name: str, default: float) -> float:
+    value = params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise _bad_params(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def parse_limits(params: dict[str, Any]) -> Limits:
+    """The download limits a job's params ask for."""
+    default = Limits()
+    return Limits(
+        max_duration_s=_positive(params, "max_duration_s", default.max_duration_s),
+        max_bytes=int(_positive(params, "max_size_mb", default.max_bytes / 1024**2) * 1024**2),
+    )
+
+
+class UrlAudioHandler:
+    """Downloads the best audio of a URL and transcribes it."""
+
+    task_type = "url_audio"
+
+    def __init__(self, transcriber: TranscriptionHandler | None = None) -> None:
+        """``transcriber``: one to share (tests); by default ``setup`` makes its own."""
+        self.transcriber = transcriber
+
+    def setup(self, settings: AgentSettings) -> None:
+        """Check yt-dlp and ffmpeg and set up transcription.
+
+        Without the ``stt`` extra this fails, so the agent does not offer ``url_audio`` at all:
+        an agent that could only download would take jobs that want a transcript and kill them.
+        """
+        yt_dlp()
+        require_ffmpeg()
+        if self.transcriber is not None:
+            return
+        from agent.handlers.transcription import TranscriptionHandler
+
+        transcriber = TranscriptionHandler()
+        transcriber.setup(settings)
+        self.transcriber = transcriber
+
+    def run(self, ctx: TaskContext) -> dict[str, Any]:
+        params = ctx.params
+        transcribe = params.get("transcribe", True)
+        if not isinstance(transcribe, bool):
+            raise _bad_params(f"transcribe must be true or false, got {transcribe!r}")
+        limits = parse_limits(params)
+        transcriber = self.transcriber if transcribe else None
+        if transcribe and transcriber is None:
+            raise MissingExtra("stt", package="faster-whisper")
+        download_end = DOWNLOAD_SHARE if transcribe else 0.95
+        folder = ctx.work_dir / "download"
+
+        def progress(fraction: float | None, message: str) -> None:
+            ctx.heartbeat(None if fraction is None else fraction * download_end, message)
+
+        ctx.heartbeat(0.0, "looking up the URL")
+        downloaded = download_audio(
+            params.get("url"),
+            folder,
+            limits=limits,
+            progress=progress,
+            is_cancelled=ctx.is_cancelled,
+            logger=ctx.logger,
+        )
+        meta = downloaded.metadata
+        ctx.logger.info(
+            "downloaded %r (%s s, %d bytes) from %s",
+            meta["title"],
+            meta["duration_s"],
+            meta["size"],
+            meta["source_url"],
+        )
+        result: dict[str, Any] = {"metadata": meta}
+        if transcriber is not None:
+            window = _ProgressWindow(ctx, download_end, 1.0)
+            result["transcription"] = transcriber.transcribe_path(window, downloaded.path)
+        else:
+            shutil.move(downloaded.path, ctx.output_dir / downloaded.path.name)
+            result["audio"] = downloaded.path.name
+        (ctx.output_dir / "metadata.json").write_text(
+            json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
+        ctx.heartbeat(1.0, "done")
+        return result

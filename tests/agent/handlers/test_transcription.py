@@ -1,0 +1,319 @@
+"""The transcription handler on generated speech, with the real packaged Whisper models."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.handlers.base import HandlerError
+from agent.settings import AgentSettings
+from protocol import WorkerType
+from tests.agent.handlers.conftest import RecordingContext
+from tests.media_fixtures import speech
+
+pytest.importorskip("faster_whisper", reason="needs taskpost[stt]")
+jiwer = pytest.importorskip("jiwer", reason="needs jiwer (dev dependency)")
+
+from agent.handlers.transcription import Options, TranscriptionHandler, to_srt, to_vtt  # noqa: E402
+from agent.media.whisper import CPU, CUDA, choose_device  # noqa: E402
+
+MakeCtx = Callable[..., RecordingContext]
+KEYWORDS = ("weather", "station", "train", "dinner")
+SRT_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)$")
+
+
+def word_error_rate(text: str) -> float:
+    return float(jiwer.wer(speech.normalise(speech.ENGLISH_TEXT), speech.normalise(text)))
+
+
+def _seconds(groups: tuple[str, ...]) -> float:
+    hours, minutes, secs, millis = (int(g) for g in groups)
+    return hours * 3600 + minutes * 60 + secs + millis / 1000
+
+
+@pytest.fixture(scope="module")
+def english_run(
+    transcriber: TranscriptionHandler, speech_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[RecordingContext, dict[str, Any]]:
+    """tiny.en on the English WAV, through ``run`` (the job's single uploaded input)."""
+    work = tmp_path_factory.mktemp("english-run")
+    ctx = RecordingContext(
+        job_id="j",
+        task_type="transcription",
+        attempt=1,
+        params={"language": "en"},
+        inputs={"english.wav": speech_dir / "english.wav"},
+        work_dir=work,
+    )
+    return ctx, transcriber.run(ctx)
+
+
+# -- transcripts ------------------------------------------------------------------------------
+@pytest.mark.media
+def test_english_speech_is_transcribed_by_tiny_en(
+    english_run: tuple[RecordingContext, dict[str, Any]], speech_dir: Path
+) -> None:
+    _, result = english_run
+    assert result["model"] == "tiny.en"
+    assert word_error_rate(result["text"]) < 0.15, result["text"]
+    for word in KEYWORDS:
+        assert word in result["text"].lower()
+    assert result["language"] == "en" and 0 < result["language_probability"] <= 1
+    assert result["duration_s"] == pytest.approx(speech.duration_s(speech_dir / "english.wav"), abs=0.05)
+    assert result["real_time_factor"] == pytest.approx(
+        result["processing_s"] / result["duration_s"], rel=0.01
+    )
+    assert result["device"] == "cpu" and result["compute_type"] == "int8"
+
+
+@pytest.mark.media
+def test_outputs_are_well_formed(english_run: tuple[RecordingContext, dict[str, Any]]) -> None:
+    ctx, result = english_run
+    out = ctx.output_dir
+    assert sorted(p.name for p in out.iterdir()) == result["outputs"]
+    document = json.loads((out / "segments.json").read_text())
+    segments = document["segments"]
+    assert document["language"] == "en" and len(segments) == result["segments"] >= 1
+    starts = [s["start"] for s in segments]
+    assert starts == sorted(starts) and all(s["start"] < s["end"] for s in segments)
+    assert segments[-1]["end"] <= result["duration_s"] + 0.5
+    assert " ".join(s["text"] for s in segments) == result["text"]
+    assert (out / "transcript.txt").read_text().strip() == result["text"]
+
+    srt_cues = (out / "transcript.srt").read_text().strip().split("\n\n")
+    assert len(srt_cues) == len(segments)
+    for number, (cue, segment) in enumerate(zip(srt_cues, segments, strict=True), start=1):
+        index, times, text = cue.split("\n")
+        match = SRT_TIME.match(times)
+        assert index == str(number) and match and text == segment["text"]
+        assert _seconds(match.groups()[:4]) == pytest.approx(segment["start"], abs=0.001)
+        assert _seconds(match.groups()[4:]) == pytest.approx(segment["end"], abs=0.001)
+
+    vtt = (out / "transcript.vtt").read_text()
+    assert vtt.startswith("WEBVTT\n\n")
+    vtt_cues = vtt.strip().split("\n\n")[1:]
+    assert [c.split("\n")[1] for c in vtt_cues] == [s["text"] for s in segments]
+    assert all(
+        re.match(r"^\d\d:\d\d:\d\d\.\d{3} --> \d\d:\d\d:\d\d\.\d{3}$", c.split("\n")[0]) for c in vtt_cues
+    )
+
+
+@pytest.mark.media
+def test_progress_follows_the_audio(english_run: tuple[RecordingContext, dict[str, Any]]) -> None:
+    ctx, _ = english_run
+    progress = [p for p, _ in ctx.reports if p is not None]
+    assert progress[0] == 0.0 and progress[-1] == 1.0
+    assert progress == sorted(progress)
+    assert any(0 < p < 1 for p in progress), "no progress between the first and the last segment"
+    assert ctx.progress_snapshot() == (1.0, "done")
+
+
+@pytest.mark.media
+@pytest.mark.parametrize("name", ["english.mp3", "english.mp4"])
+def test_compressed_audio_and_video_are_transcribed(
+    transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx, name: str
+) -> None:
+    ctx = make_media_ctx(speech_dir / name, {"language": "en"})
+    result = transcriber.run(ctx)
+    assert word_error_rate(result["text"]) < 0.15, result["text"]
+    assert (ctx.output_dir / "transcript.srt").stat().st_size > 0
+
+
+@pytest.mark.media
+def test_multilingual_base_is_assembled_and_detects_english(
+    transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx, models_dir: Path
+) -> None:
+    ctx = make_media_ctx(speech_dir / "english.wav")  # no language: auto-detect with "base"
+    result = transcriber.run(ctx)
+    assert result["model"] == "base"
+    assert result["language"] == "en" and result["language_probability"] > 0.5
+    assert word_error_rate(result["text"]) < 0.25, result["text"]
+    model = models_dir / "whisper-base" / "model.bin"
+    built = model.stat().st_mtime_ns
+    assert transcriber.models.resolve("base") == model.parent
+    assert model.stat().st_mtime_ns == built, "the assembled model was rebuilt instead of reused"
+    assert [p.name for p in models_dir.iterdir()] == ["whisper-base"], "staging folders were left"
+
+
+@pytest.mark.media
+def test_multilingual_base_detects_german(
+    transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx
+) -> None:
+    result = transcriber.run(make_media_ctx(speech_dir / "german.wav"))
+    assert result["model"] == "base"
+    assert result["language"] == "de" and result["language_probability"] > 0.5
+    for word in ("kalt", "bahnhof", "zug"):
+        assert word in result["text"].lower()
+
+
+@pytest.mark.media
+def test_word_timestamps_lexicon_and_vad(
+    transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx
+) -> None:
+    params = {"language": "en", "word_timestamps": True, "vad_filter": True, "lexicon": ["station"]}
+    ctx = make_media_ctx(speech_dir / "english.wav", params)
+    result = transcriber.run(ctx)
+    assert word_error_rate(result["text"]) < 0.15
+    words = [
+        w for s in json.loads((ctx.output_dir / "segments.json").read_text())["segments"] for w in s["words"]
+    ]
+    assert any(w["word"].strip(" .,").lower() == "station" for w in words)
+    assert all(w["start"] <= w["end"] for w in words)
+
+
+# -- cancellation and bad input ---------------------------------------------------------------
+@pytest.mark.media
+def test_cancellation_stops_between_segments(
+    transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx
+) -> None:
+    ctx = make_media_ctx(speech_dir / "long.wav", {"language": "en"})
+    ctx.cancel_after = 1  # cancelled by the first progress report of a transcribed segment
+    result = transcriber.run(ctx)
+    assert result["cancelled"] is True and result["segments"] == 1
+    assert result["done_s"] < 30
+    assert not list(ctx.output_dir.iterdir())
+
+
+@pytest.mark.media
+def test_undecodable_file_is_not_retried(
+    transcriber: TranscriptionHandler, make_media_ctx: MakeCtx, tmp_path: Path
+) -> None:
+    fake = tmp_path / "notes.wav"
+    fake.write_text("these are notes, not audio\n" * 20)
+    with pytest.raises(HandlerError) as info:
+        transcriber.run(make_media_ctx(fake, {"language": "en"}))
+    assert info.value.retryable is False and info.value.kind == "bad_input"
+    assert "notes.wav" in info.value.message
+
+
+@pytest.mark.media
+def test_video_without_audio_is_not_retried(
+    transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx
+) -> None:
+    with pytest.raises(HandlerError, match="no audio stream") as info:
+        transcriber.run(make_media_ctx(speech_dir / "silent.mp4", {"language": "en"}))
+    assert info.value.retryable is False
+
+
+@pytest.mark.media
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("whisper-gigantic", "unknown model 'whisper-gigantic'"),
+        # a hub model that no test machine has in its Hugging Face cache: never downloaded
+        ("large-v1", "model 'large-v1' is not available on this agent (set allow_download"),
+        ("/nonexistent/model/dir", "model directory '/nonexistent/model/dir' does not exist"),
+    ],
+)
+def test_unavailable_models_are_not_retried(
+    transcriber: TranscriptionHandler,
+    speech_dir: Path,
+    make_media_ctx: MakeCtx,
+    model: str,
+    expected: str,
+) -> None:
+    with pytest.raises(HandlerError) as info:
+        transcriber.run(make_media_ctx(speech_dir / "english.wav", {"model": model}))
+    assert info.value.retryable is False and info.value.kind == "bad_model"
+    assert expected in info.value.message
+
+
+@pytest.mark.media
+def test_english_only_model_refuses_other_languages(
+    transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx
+) -> None:
+    with pytest.raises(HandlerError, match="does not know language 'de'") as info:
+        transcriber.run(make_media_ctx(speech_dir / "english.wav", {"model": "tiny.en", "language": "de"}))
+    assert info.value.kind == "bad_params"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"beam_size": 0}, "beam_size must be an integer from 1"),
+        ({"beam_size": "5"}, "beam_size must be an integer"),
+        ({"beam_size": True}, "beam_size must be an integer"),
+        ({"vad_filter": "yes"}, "vad_filter must be true or false"),
+        ({"lexicon": "station"}, "lexicon must be a list of words"),
+        ({"language": 7}, "language must be a language code"),
+        ({"model": 3}, "model must be a name or a directory"),
+        ({"initial_prompt": ["x"]}, "initial_prompt must be text"),
+    ],
+)
+def test_bad_params_are_not_retried(params: dict[str, Any], message: str) -> None:
+    with pytest.raises(HandlerError, match=message) as info:
+        Options.parse(params)
+    assert info.value.retryable is False and info.value.kind == "bad_params"
+
+
+def test_default_model_follows_the_language() -> None:
+    assert Options.parse({}).model == "base" and Options.parse({}).language is None
+    assert Options.parse({"language": "auto"}).language is None
+    assert Options.parse({"language": "EN"}).model == "tiny.en"
+    assert Options.parse({"language": "de"}).model == "base"
+    assert Options.parse({"lexicon": ["Taskpost", " ", "CTranslate2"]}).hotwords == "Taskpost, CTranslate2"
+
+
+# -- devices, setup, subtitles ----------------------------------------------------------------
+def test_device_follows_the_worker_type(caplog: pytest.LogCaptureFixture) -> None:
+    import ctranslate2
+
+    assert choose_device(WorkerType.CPU, force_cpu=False) == CPU
+    assert choose_device(WorkerType.GPU, force_cpu=True) == CPU
+    has_cuda = ctranslate2.get_cuda_device_count() > 0
+    with caplog.at_level(logging.WARNING):
+        assert choose_device(WorkerType.GPU, force_cpu=False) == (CUDA if has_cuda else CPU)
+    assert has_cuda or "without a usable CUDA device" in caplog.text
+
+
+@pytest.mark.media
+@pytest.mark.gpu
+def test_gpu_agent_transcribes_on_cuda_in_float16(
+    transcriber: TranscriptionHandler, speech_dir: Path, tmp_path: Path
+) -> None:
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() < 1:
+        pytest.skip("no CUDA device")
+    ctx = RecordingContext(
+        job_id="g",
+        task_type="transcription",
+        attempt=1,
+        params={"language": "en"},
+        inputs={"english.wav": speech_dir / "english.wav"},
+        work_dir=tmp_path,
+        worker_type=WorkerType.GPU,
+    )
+    result = transcriber.run(ctx)
+    assert (result["device"], result["compute_type"]) == ("cuda", "float16")
+    assert word_error_rate(result["text"]) < 0.15, result["text"]
+
+
+@pytest.mark.media
+def test_setup_preloads_the_packaged_models_under_the_work_dir(tmp_path: Path) -> None:
+    handler = TranscriptionHandler()
+    settings = AgentSettings(server_url="http://c", api_key="k", work_dir=tmp_path, _env_file=None)
+    handler.setup(settings)
+    assert (tmp_path / "models" / "whisper-base" / "model.bin").is_file()
+    first, _ = handler.models.get("tiny.en", CPU)
+    again, device = handler.models.get("tiny.en", CPU)
+    assert again is first and device == CPU
+
+
+def test_subtitle_timestamps() -> None:
+    segments = [
+        {"start": 0.0, "end": 1.5, "text": "one"},
+        {"start": 3661.25, "end": 3662.0005, "text": "two"},
+    ]
+    assert to_srt(segments) == (
+        "1\n00:00:00,000 --> 00:00:01,500\none\n\n2\n01:01:01,250 --> 01:01:02,000\ntwo\n"
+    )
+    assert to_vtt(segments) == (
+        "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\none\n\n01:01:01.250 --> 01:01:02.000\ntwo\n"
+    )
