@@ -76,7 +76,7 @@ def _wait_for_agent(remote: RemoteCoordinator, agent: ChildProcess, agent_log: P
 def _run_one(
     remote: RemoteCoordinator, job_type: str, sample: Path, out: Path, main_output: str, agent_log: Path
 ) -> dict[str, Any]:
-    print(f"\nsubmitting a {job_type} job for {sample.name}")
+    print(f"\nsubmitting the {job_type} job for {sample.name}")
     started = time.monotonic()
     job: dict[str, Any] = submit_job(remote, job_type, [], [sample], "default", True, out, wait_timeout_s=600)
     elapsed = time.monotonic() - started

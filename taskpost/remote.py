@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,6 +27,19 @@ class RemoteCoordinator:
 
     def __exit__(self, *exc: object) -> None:
         self._client.close()
+
+    def download(self, path: str, dest: Path) -> None:
+        """Stream a file from the API to ``dest``, whatever its content type."""
+        try:
+            with self._client.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise CliError(f"{response.status_code}: {response.text}")
+                with dest.open("wb") as handle:
+                    for chunk in response.iter_bytes():
+                        handle.write(chunk)
+        except httpx.HTTPError as exc:
+            raise CliError(f"cannot reach the coordinator at {self._client.base_url}: {exc}") from exc
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

@@ -55,6 +55,5 @@ def submit_job(
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         for output in job["outputs"]:
-            data = remote.request("GET", f"/jobs/{job['id']}/outputs/{output['name']}")
-            (output_dir / output["name"]).write_bytes(data)
+            remote.download(f"/jobs/{job['id']}/outputs/{output['name']}", output_dir / output["name"])
     return job
