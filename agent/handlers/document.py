@@ -1,0 +1,100 @@
+"""``document``: PDF, DOCX, HTML and plain text as clean text and Markdown.
+
+The type is found from the content (and, for HTML, the file name). PDF pages become ``## Page N``
+sections; pages without a text layer are recognised with the OCR engines of the ``ocr`` handler.
+DOCX headings, lists and tables become Markdown; HTML goes through markdownify without its scripts
+and styles.
+
+Params (all optional): ``local_path`` / ``input`` (which file), and for PDF pages that need OCR
+``engine`` and ``dpi`` as for ``ocr``.
+
+Outputs: ``document.md`` and ``document.txt``. Result: ``{"kind", "title", "headings":
+[{"level", "title"}], "sections", "page_count", "ocr_pages", "pages": [{"page", "source"}], "chars"}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.handlers.base import HandlerError, TaskContext
+from agent.media.docx_markdown import docx_document
+from agent.media.filetypes import FileKind, detect_kind, read_text
+from agent.media.markdown import Converted, html_document, pages_document, text_document
+from agent.media.ocr_engines import ENGINES, EngineCache, OcrEngine
+from agent.media.pages import PageReader, parse_dpi, read_pages
+from agent.media.sources import media_input
+
+if TYPE_CHECKING:
+    from agent.settings import AgentSettings
+
+SUPPORTED = "PDF, DOCX, HTML or plain text"
+
+
+class DocumentHandler:
+    """Converts documents to Markdown and plain text, with an outline of their structure."""
+
+    task_type = "document"
+
+    def __init__(self, engines: EngineCache = ENGINES) -> None:
+        self.engines = engines
+
+    def setup(self, settings: AgentSettings) -> None:
+        """Nothing to preload: OCR engines load on the first page that needs one."""
+
+    def run(self, ctx: TaskContext) -> dict[str, Any]:
+        engine_name = ctx.params.get("engine")
+        if engine_name is not None:
+            if not isinstance(engine_name, str):
+                raise HandlerError("engine must be a string", retryable=False, kind="bad_params")
+            self.engines.check(engine_name)
+        dpi = parse_dpi(ctx.params.get("dpi"))
+        path = media_input(ctx)
+        kind = detect_kind(path)
+        ctx.heartbeat(0.0, f"converting {kind or 'unknown'} file")
+        if kind == FileKind.PDF:
+
+            def engine() -> OcrEngine:
+                return self.engines.for_task(engine_name, ctx.worker_type, ctx.force_cpu)
+
+            with PageReader(path, kind, engine=engine, dpi=dpi, extra="docs") as reader:
+                pages = read_pages(ctx, reader, end=0.95)
+                title = reader.title
+            if pages is None:
+                return {"cancelled": True}
+            converted = pages_document(pages, title=title)
+        elif kind == FileKind.DOCX:
+            converted = docx_document(path)
+        elif kind == FileKind.HTML:
+            converted = html_document(read_text(path))
+        elif kind == FileKind.TEXT:
+            converted = text_document(read_text(path))
+        else:
+            found = "an image: use the ocr task" if kind == FileKind.IMAGE else "an unknown binary format"
+            raise HandlerError(
+                f"{path.name} is {found}; the document task reads {SUPPORTED}",
+                retryable=False,
+                kind="unsupported_input",
+            )
+        write_outputs(ctx.output_dir, converted)
+        ctx.heartbeat(1.0, "done")
+        return summary(kind, converted)
+
+
+def write_outputs(folder: Path, converted: Converted) -> None:
+    (folder / "document.md").write_text(converted.markdown + "\n", encoding="utf-8")
+    (folder / "document.txt").write_text(converted.text + "\n", encoding="utf-8")
+
+
+def summary(kind: FileKind, converted: Converted) -> dict[str, Any]:
+    """The job's result: what was read and the outline of the document."""
+    return {
+        "kind": str(kind),
+        "title": converted.title,
+        "headings": [heading.to_json() for heading in converted.headings],
+        "sections": len(converted.headings),
+        "page_count": converted.page_count,
+        "ocr_pages": sum(page.source == "ocr" for page in converted.pages),
+        "pages": [{"page": page.number, "source": page.source} for page in converted.pages],
+        "chars": len(converted.text),
+    }
