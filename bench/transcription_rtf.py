@@ -86,7 +86,11 @@ def through_taskpost(models: list[str], media: Path, repeats: int, work: Path) -
             for run in range(repeats + 1):
                 job = http.post("/jobs", json={"type": "transcription", "params": params, "inputs": inputs})
                 job_id = job.json()["job"]["id"]
-                done = wait_until(lambda job_id=job_id: _finished(http, job_id), 600, f"job {job_id}")
+                # Poll slowly: the times come from the coordinator's stamps, and frequent polls
+                # would take CPU from the transcription on a small machine.
+                done = wait_until(
+                    lambda job_id=job_id: _finished(http, job_id), 600, f"job {job_id}", interval_s=1.0
+                )
                 if done["state"] != "completed":
                     raise RuntimeError(f"job failed: {done['error']}")
                 if run:  # the first run is a warm-up

@@ -23,14 +23,19 @@ def free_port() -> int:
         return port
 
 
-def wait_until(condition: Callable[[], T | None], timeout_s: float = 30, what: str = "condition") -> T:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout_s``."""
+def wait_until(
+    condition: Callable[[], T | None],
+    timeout_s: float = 30,
+    what: str = "condition",
+    interval_s: float = 0.05,
+) -> T:
+    """Poll ``condition`` every ``interval_s`` until it returns something truthy; fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
-        time.sleep(0.05)
+        time.sleep(interval_s)
     raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
 
 
