@@ -14,7 +14,6 @@ Usage: python bench/noop_throughput.py [--jobs 5000] [--agents 1 2] [--concurren
 from __future__ import annotations
 
 import argparse
-import secrets
 import signal
 import statistics
 import tempfile
@@ -26,7 +25,7 @@ from typing import Any
 import httpx
 
 from protocol import API_PREFIX
-from taskpost.launch import ChildProcess, child_env, free_port, wait_healthy, wait_until
+from taskpost.launch import ChildProcess, LocalCoordinator, wait_until
 
 
 def _seconds(stamp: str) -> float:
@@ -39,23 +38,16 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 def run_case(agents: int, jobs: int, concurrency: int, latency_samples: int, work: Path) -> dict[str, Any]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    admin = secrets.token_urlsafe(16)
-    env = child_env({"TASKPOST_ADMIN_KEY": admin, "TASKPOST_DATA_DIR": str(work / "data")})
-    coordinator = ChildProcess(
-        ["server", "--port", str(port), "--log-level", "warning"], env, work / "coordinator.log"
-    )
-    coordinator.start()
+    coordinator = LocalCoordinator(work).start()
     children: list[ChildProcess] = []
-    http = httpx.Client(base_url=url + API_PREFIX, headers={"Authorization": f"Bearer {admin}"}, timeout=60)
+    auth = {"Authorization": f"Bearer {coordinator.admin_key}"}
+    http = httpx.Client(base_url=coordinator.url + API_PREFIX, headers=auth, timeout=60)
     try:
-        wait_healthy(url, coordinator)
         key = http.post("/keys", json={"role": "worker"}).json()["key"]
         for index in range(agents):
-            args = ["agent", "--server-url", url, "--api-key", key, "--max-concurrent", str(concurrency)]
-            args += ["--health-port", "0", "--log-level", "warning", "--name", f"bench-{index}"]
-            children.append(ChildProcess(args, env, work / f"agent-{index}.log").start())
+            args = ["--max-concurrent", str(concurrency), "--health-port", "0", "--log-level", "warning"]
+            args += ["--name", f"bench-{index}"]
+            children.append(coordinator.start_agent(key, *args, log_name=f"agent-{index}.log"))
         wait_until(lambda: len(http.get("/workers").json()) == agents, 60, "agents to register")
 
         latencies = []
@@ -78,7 +70,7 @@ def run_case(agents: int, jobs: int, concurrency: int, latency_samples: int, wor
     finally:
         for child in children:
             child.stop(signal.SIGTERM)
-        coordinator.stop(signal.SIGTERM)
+        coordinator.stop()
         http.close()
     return {
         "agents": agents,

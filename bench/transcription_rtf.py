@@ -18,7 +18,6 @@ Usage (from the repository root): python -m bench.transcription_rtf [--models ti
 from __future__ import annotations
 
 import argparse
-import secrets
 import signal
 import statistics
 import tempfile
@@ -32,7 +31,7 @@ import httpx
 from agent.handlers.transcription import load_audio
 from agent.media.whisper import CPU, WhisperModels
 from protocol import API_PREFIX
-from taskpost.launch import ChildProcess, child_env, free_port, wait_healthy, wait_until
+from taskpost.launch import ChildProcess, LocalCoordinator, wait_until
 from tests.media_fixtures import speech
 
 
@@ -60,23 +59,16 @@ def direct(model_name: str, media: Path, repeats: int, models_dir: Path) -> list
 
 def through_taskpost(models: list[str], media: Path, repeats: int, work: Path) -> dict[str, list[float]]:
     """Job seconds (created to ended) per model and run, with one local coordinator and agent."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    admin = secrets.token_urlsafe(16)
-    env = child_env({"TASKPOST_ADMIN_KEY": admin, "TASKPOST_DATA_DIR": str(work / "data")})
-    coordinator = ChildProcess(
-        ["server", "--port", str(port), "--log-level", "warning"], env, work / "coordinator.log"
-    )
-    coordinator.start()
+    coordinator = LocalCoordinator(work).start()
     agent: ChildProcess | None = None
-    http = httpx.Client(base_url=url + API_PREFIX, headers={"Authorization": f"Bearer {admin}"}, timeout=60)
+    auth = {"Authorization": f"Bearer {coordinator.admin_key}"}
+    http = httpx.Client(base_url=coordinator.url + API_PREFIX, headers=auth, timeout=60)
     times: dict[str, list[float]] = {name: [] for name in models}
     try:
-        wait_healthy(url, coordinator)
         key = http.post("/keys", json={"role": "worker"}).json()["key"]
-        args = ["agent", "--server-url", url, "--api-key", key, "--task-type", "transcription"]
-        args += ["--health-port", "0", "--log-level", "warning", "--work-dir", str(work / "agent")]
-        agent = ChildProcess(args, env, work / "agent.log").start()
+        args = ["--task-type", "transcription", "--health-port", "0", "--log-level", "warning"]
+        args += ["--work-dir", str(work / "agent")]
+        agent = coordinator.start_agent(key, *args)
         wait_until(lambda: len(http.get("/workers").json()) == 1, 120, "the agent to load its models")
         upload = http.post("/uploads", params={"name": media.name}, content=media.read_bytes())
         upload.raise_for_status()
@@ -98,7 +90,7 @@ def through_taskpost(models: list[str], media: Path, repeats: int, work: Path) -
     finally:
         if agent is not None:
             agent.stop(signal.SIGTERM)
-        coordinator.stop(signal.SIGTERM)
+        coordinator.stop()
         http.close()
     return times
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -103,3 +105,29 @@ def wait_healthy(url: str, process: ChildProcess, timeout_s: float = 30) -> None
             return False
 
     wait_until(healthy, timeout_s, "the coordinator's /health")
+
+
+class LocalCoordinator:
+    """A coordinator child process on a fresh SQLite data folder, with an admin key of its own."""
+
+    def __init__(self, work: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_key = secrets.token_urlsafe(24)
+        self.env = child_env({"TASKPOST_ADMIN_KEY": self.admin_key, "TASKPOST_DATA_DIR": str(work / "data")})
+        self.work = work
+        args = ["server", "--port", str(self.port), "--log-level", "warning"]
+        self.process = ChildProcess(args, self.env, work / "coordinator.log")
+
+    def start(self) -> LocalCoordinator:
+        self.process.start()
+        wait_healthy(self.url, self.process)
+        return self
+
+    def start_agent(self, api_key: str, *args: str, log_name: str = "agent.log") -> ChildProcess:
+        """An agent of this coordinator, started through the CLI with ``args`` added."""
+        command = ["agent", "--server-url", self.url, "--api-key", api_key, *args]
+        return ChildProcess(command, self.env, self.work / log_name).start()
+
+    def stop(self) -> None:
+        self.process.stop(signal.SIGTERM)
