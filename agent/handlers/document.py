@@ -43,11 +43,7 @@ class DocumentHandler:
         """Nothing to preload: OCR engines load on the first page that needs one."""
 
     def run(self, ctx: TaskContext) -> dict[str, Any]:
-        engine_name = ctx.params.get("engine")
-        if engine_name is not None:
-            if not isinstance(engine_name, str):
-                raise HandlerError("engine must be a string", retryable=False, kind="bad_params")
-            self.engines.check(engine_name)
+        engine_name = self.engines.engine_param(ctx.params)
         dpi = parse_dpi(ctx.params.get("dpi"))
         path = media_input(ctx)
         kind = detect_kind(path)

@@ -165,6 +165,16 @@ class EngineCache:
             )
         return factory
 
+    def engine_param(self, params: dict[str, Any]) -> str | None:
+        """The engine a job names in its ``engine`` param (checked), or None for the default."""
+        name = params.get("engine")
+        if name is None:
+            return None
+        if not isinstance(name, str):
+            raise HandlerError("engine must be a string", retryable=False, kind="bad_params")
+        self.check(name)
+        return name
+
     def get(self, name: str, *, gpu: bool = False) -> OcrEngine:
         """The engine called ``name``, loaded on first use."""
         factory = self.check(name)

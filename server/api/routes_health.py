@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from protocol import Health
 from server.api.deps import CoordinatorDep
+from server.services.workers import list_workers
 from server.version import VERSION
 
 router = APIRouter(tags=["health"])
@@ -17,7 +18,7 @@ async def health(coord: CoordinatorDep) -> JSONResponse:
     database_ok = await coord.db.ping()
     alive = 0
     if database_ok:
-        alive = sum(1 for worker in await _workers(coord) if worker.alive)
+        alive = sum(1 for worker in await list_workers(coord) if worker.alive)
     body = Health(
         status="OK" if database_ok else "ERROR",
         database="connected" if database_ok else "unreachable",
@@ -25,9 +26,3 @@ async def health(coord: CoordinatorDep) -> JSONResponse:
         workers_alive=alive,
     )
     return JSONResponse(status_code=200 if database_ok else 503, content=body.model_dump())
-
-
-async def _workers(coord: CoordinatorDep):  # type: ignore[no-untyped-def]
-    from server.services.workers import list_workers
-
-    return await list_workers(coord)
