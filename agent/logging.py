@@ -1,33 +1,34 @@
-"""Logging of the agent: JSON lines or readable text, with task fields on every line.
+"""Logging of the agent: the shared JSON or text lines, with task fields on every line.
 
 ``configure_logging`` is called once, at the entry point. While a task runs, ``task_fields``
 binds ``job_id`` and ``task_type`` in a context variable, and ``set_worker_id`` records the
 worker id; ``ContextFieldsFilter`` copies them onto every record so handlers need no ``extra=``.
+The formatters themselves live in ``protocol.logs``, shared with the coordinator.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
-from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TextIO
 
-STRUCTURED_FIELDS = ("job_id", "task_id", "task_type", "worker_id", "action")
-"""Fields shown in a fixed order after the message (``task_id`` mirrors ``job_id``)."""
+from protocol import logs
+from protocol.logs import STRUCTURED_FIELDS, JsonFormatter, LogFormat, TextFormatter
+
+__all__ = [
+    "STRUCTURED_FIELDS",
+    "ContextFieldsFilter",
+    "JsonFormatter",
+    "TextFormatter",
+    "configure_logging",
+    "set_worker_id",
+    "task_fields",
+]
 
 _task_fields: ContextVar[dict[str, str] | None] = ContextVar("taskpost_task_fields", default=None)
 _worker: dict[str, str | None] = {"worker_id": None}
-
-# Attributes every LogRecord has; anything else on a record came from ``extra=``.
-_RECORD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()) | {
-    "message",
-    "asctime",
-    "taskName",
-}
 
 
 def set_worker_id(worker_id: str | None) -> None:
@@ -62,56 +63,6 @@ class ContextFieldsFilter(logging.Filter):
         return True
 
 
-def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    extras = {key: getattr(record, key, None) for key in STRUCTURED_FIELDS}
-    fields = {key: value for key, value in extras.items() if value is not None}
-    for key, value in vars(record).items():
-        if key not in _RECORD_ATTRS and key not in fields and key not in STRUCTURED_FIELDS:
-            fields[key] = value
-    return fields
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: timestamp, level, logger, message, then structured fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        data.update(_extras(record))
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str, ensure_ascii=False)
-
-
-class TextFormatter(logging.Formatter):
-    """``time LEVEL logger: message key=value ...`` for a terminal."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
-        fields = _extras(record)
-        fields.pop("task_id", None)
-        suffix = "".join(f" {key}={value}" for key, value in fields.items())
-        line = f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()}{suffix}"
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | None = None) -> None:
-    """Send every log line to one stream handler (stderr by default), replacing earlier handlers."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    handler.addFilter(ContextFieldsFilter())
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+def configure_logging(level: str = "INFO", fmt: LogFormat = "json", stream: TextIO | None = None) -> None:
+    """The shared ``protocol.logs.configure_logging``, with the agent's task and worker fields."""
+    logs.configure_logging(level, fmt, stream, filters=[ContextFieldsFilter()])

@@ -37,7 +37,9 @@ async def start(coord: Coordinator) -> None:
     extended = await reaper.extend_leases_after_restart(coord)
     if extended:
         logger.info(
-            "gave %d running tasks a fresh lease after a restart", extended, extra={"action": "restart"}
+            "gave %d running tasks a fresh lease after a restart",
+            extended,
+            extra={"action": "restart", "tasks": extended},
         )
 
 

@@ -13,6 +13,10 @@ class Notifier(Protocol):
     @property
     def version(self) -> int: ...
 
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` was called: no claim should wait any more."""
+
     def notify(self) -> None:
         """Work may be available: wake every waiter."""
 
@@ -34,6 +38,10 @@ class LocalNotifier:
     @property
     def version(self) -> int:
         return self._version
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def notify(self) -> None:
         self._version += 1

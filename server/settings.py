@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from protocol.logs import LOG_LEVELS, LogFormat
 
 
 class Settings(BaseSettings):
@@ -38,6 +40,18 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
     claim_batch_cap: int = Field(default=64, ge=1)
+
+    log_level: str = "INFO"
+    log_format: LogFormat = "text"
+    """``text`` for a terminal, ``json`` (one object per line) for a log collector."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        return level
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from agent.cli import agent_command
 from protocol import Role
+from protocol.logs import LogFormat
 from server.errors import TaskpostError
 from taskpost import render
 from taskpost.local import run_with_coordinator
@@ -36,15 +37,12 @@ DataDir = Annotated[Path | None, typer.Option(help="Data directory (TASKPOST_DAT
 DatabaseUrl = Annotated[str | None, typer.Option(help="Database URL (TASKPOST_DATABASE_URL).")]
 
 
-def _settings(data_dir: Path | None, database_url: str | None) -> Any:
+def _settings(data_dir: Path | None, database_url: str | None, **options: Any) -> Any:
+    """The coordinator's settings: environment and .env, with the options given on the command line."""
     from server.settings import Settings
 
-    overrides: dict[str, Any] = {}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    return Settings(**overrides)
+    overrides = {"data_dir": data_dir, "database_url": database_url, **options}
+    return Settings(**{name: value for name, value in overrides.items() if value is not None})
 
 
 def _remote(server_url: str, api_key: str | None) -> RemoteCoordinator:
@@ -64,22 +62,23 @@ def server(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning...")] = "info",
+    log_level: Annotated[
+        str | None, typer.Option(help="DEBUG, INFO, WARNING... (TASKPOST_LOG_LEVEL, default INFO).")
+    ] = None,
+    log_format: Annotated[
+        LogFormat | None, typer.Option(help="text or json (TASKPOST_LOG_FORMAT, default text).")
+    ] = None,
 ) -> None:
     """Run the coordinator (SQLite under ./data by default)."""
-    import uvicorn
+    from pydantic import ValidationError
 
-    from server.app import create_app
+    from server.serve import serve
 
-    settings = _settings(data_dir, database_url)
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=log_level.lower(),
-        timeout_graceful_shutdown=5,
-        access_log=False,
-    )
+    try:
+        settings = _settings(data_dir, database_url, log_level=log_level, log_format=log_format)
+    except ValidationError as exc:
+        _fail(CliError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())))
+    raise typer.Exit(serve(settings, host, port))
 
 
 def _call(

@@ -15,6 +15,8 @@ from typing import TypeVar
 
 import httpx
 
+from protocol.logs import LogFormat
+
 T = TypeVar("T")
 
 
@@ -110,13 +112,20 @@ def wait_healthy(url: str, process: ChildProcess, timeout_s: float = 30) -> None
 class LocalCoordinator:
     """A coordinator child process on a fresh SQLite data folder, with an admin key of its own."""
 
-    def __init__(self, work: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        work: Path,
+        port: int | None = None,
+        *,
+        log_level: str = "warning",
+        log_format: LogFormat = "text",
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_key = secrets.token_urlsafe(24)
         self.env = child_env({"TASKPOST_ADMIN_KEY": self.admin_key, "TASKPOST_DATA_DIR": str(work / "data")})
         self.work = work
-        args = ["server", "--port", str(self.port), "--log-level", "warning"]
+        args = ["server", "--port", str(self.port), "--log-level", log_level, "--log-format", log_format]
         self.process = ChildProcess(args, self.env, work / "coordinator.log")
 
     def start(self) -> LocalCoordinator:
@@ -125,8 +134,12 @@ class LocalCoordinator:
         return self
 
     def start_agent(self, api_key: str, *args: str, log_name: str = "agent.log") -> ChildProcess:
-        """An agent of this coordinator, started through the CLI with ``args`` added."""
-        command = ["agent", "--server-url", self.url, "--api-key", api_key, *args]
+        """An agent of this coordinator, started through the CLI with ``args`` added.
+
+        Its ``/health`` is off unless ``args`` ask for it: two agents on one host would both
+        want the default port.
+        """
+        command = ["agent", "--server-url", self.url, "--api-key", api_key, "--health-port", "0", *args]
         return ChildProcess(command, self.env, self.work / log_name).start()
 
     def stop(self) -> None:

@@ -274,6 +274,8 @@ async def requeue(coord: Coordinator, job_id: str) -> JobPublic:
                 lease_token=None,
                 lease_expires_at=None,
                 worker_id=None,
+                progress=None,
+                progress_message=None,
             )
         )
         await events.record(conn, [events.Event(job_id, "requeued", detail=f"was {state.value}")], now)

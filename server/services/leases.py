@@ -7,6 +7,7 @@ task's live lease is stale. Completions are idempotent for the token that comple
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -31,7 +32,15 @@ from server.errors import JobNotFound, StaleLease
 from server.services import events, workers
 from server.services.convert import require_datetime
 from server.services.jobs import JOBS
-from server.services.transitions import ATTEMPT_COLUMNS, AttemptFailure, after_failure
+from server.services.transitions import (
+    ATTEMPT_COLUMNS,
+    ATTEMPT_OVER,
+    WAITING_AGAIN,
+    AttemptFailure,
+    after_failure,
+)
+
+logger = logging.getLogger(__name__)
 
 _LEASE_COLUMNS = (*ATTEMPT_COLUMNS, JOBS.c.state, JOBS.c.inputs, JOBS.c.outputs)
 
@@ -93,15 +102,26 @@ def _claimed(row: Any, lease_expires_at: float) -> ClaimedTask:
 async def claim_with_wait(
     coord: Coordinator, route: WorkerRoute, max_tasks: int, wait_s: float | None
 ) -> list[ClaimedTask]:
-    """Claim, holding the request (long poll) until work arrives or the hold runs out."""
+    """Claim, holding the request (long poll) until work arrives or the hold runs out.
+
+    Once the coordinator is stopping (its notifier closed) nothing more is handed out: the
+    claim answers at once with no tasks, so the server can stop without cutting requests off.
+    """
     hold = coord.settings.long_poll_s if wait_s is None else min(wait_s, coord.settings.long_poll_s)
     deadline = time.monotonic() + hold
     while True:
+        if coord.notifier.closed:
+            return []
         seen = coord.notifier.version
         tasks = await claim(coord, route, max_tasks)
         remaining = deadline - time.monotonic()
         if tasks or remaining <= 0 or max_tasks <= 0 or route.draining:
             return tasks
+        logger.debug(
+            "holding a claim for up to %.1f s",
+            remaining,
+            extra={"worker_id": route.worker_id, "action": "long_poll"},
+        )
         await coord.notifier.wait(seen, remaining)
 
 
@@ -206,6 +226,7 @@ _COMPLETE_STATEMENT = (
         state=JobState.COMPLETED.value,
         result=bindparam("b_result", type_=JOBS.c.result.type),
         progress=1.0,
+        progress_message=None,
         lease_expires_at=None,
         error=None,
     )
@@ -220,6 +241,7 @@ def _completion_values(row: Any, completion: TaskCompletion, now: float) -> tupl
             "state": JobState.CANCELLED.value,
             "ended_at": now,
             "lease_expires_at": None,
+            "progress_message": None,
         }
     failure = AttemptFailure(
         message=completion.error_message or "the handler failed",
@@ -293,9 +315,9 @@ async def release(
                 acks.append(CompletionAck(job_id=task.job_id, accepted=False, code=StaleLease.code))
                 continue
             state = JobState.CANCELLED if row.cancel_requested else JobState.QUEUED
-            values: dict[str, Any] = {"state": state.value, "lease_token": None, "lease_expires_at": None}
+            values: dict[str, Any] = {"state": state.value, **ATTEMPT_OVER}
             if state is JobState.QUEUED:
-                values.update(attempts=max(row.attempts - 1, 0), worker_id=None)
+                values.update(attempts=max(row.attempts - 1, 0), **WAITING_AGAIN)
             else:
                 values.update(ended_at=now)
             await conn.execute(update(JOBS).where(JOBS.c.id == row.id).values(**values))

@@ -25,6 +25,12 @@ ATTEMPT_COLUMNS = (
 )
 
 
+ATTEMPT_OVER: dict[str, Any] = {"lease_token": None, "lease_expires_at": None, "progress_message": None}
+"""What every end of an attempt clears: its lease, and its last progress message."""
+WAITING_AGAIN: dict[str, Any] = {"worker_id": None, "progress": None}
+"""For a job back in the queue (or waiting for a retry): no agent, no progress of an old attempt."""
+
+
 @dataclass(frozen=True)
 class AttemptFailure:
     message: str
@@ -38,11 +44,11 @@ def after_failure(job: Any, failure: AttemptFailure, now: float) -> dict[str, An
     """Column values for a job whose current attempt failed.
 
     ``job`` is a row with attempts, max_attempts, retry, created_at, total_timeout_s and
-    cancel_requested. The lease token is cleared so a late completion of this attempt is stale.
+    cancel_requested. The lease token is cleared so a late completion of this attempt is stale,
+    and the attempt's progress message with it.
     """
     values: dict[str, Any] = {
-        "lease_token": None,
-        "lease_expires_at": None,
+        **ATTEMPT_OVER,
         "error": {
             "message": failure.message,
             "kind": failure.kind,
@@ -65,7 +71,7 @@ def after_failure(job: Any, failure: AttemptFailure, now: float) -> dict[str, An
             values["error"]["message"] += f" (no time left: total_timeout_s={job.total_timeout_s})"
         values.update(state=JobState.DEAD.value, ended_at=now)
     elif delay <= 0:
-        values.update(state=JobState.QUEUED.value, worker_id=None)
+        values.update(state=JobState.QUEUED.value, **WAITING_AGAIN)
     else:
-        values.update(state=JobState.FAILED.value, available_at=now + delay)
+        values.update(state=JobState.FAILED.value, available_at=now + delay, progress=None)
     return values

@@ -49,6 +49,7 @@ def output(cluster: Cluster, job: dict[str, Any], name: str) -> bytes:
 def test_page_audio_is_downloaded_and_transcribed_by_an_agent(cluster: Cluster, server: MediaServer) -> None:
     pytest.importorskip("faster_whisper", reason="needs taskpost[stt]")
     pytest.importorskip("agent.handlers.transcription", reason="transcription handler not written yet")
+    jiwer = pytest.importorskip("jiwer", reason="needs jiwer (dev dependency)")
     start_agent(cluster)
     url = server.add_page("weather.html", audio_page("/speech.mp3", title="Weather report"))
     job = cluster.submit(type="url_audio", params={"url": url, "language": "en"})
@@ -59,7 +60,7 @@ def test_page_audio_is_downloaded_and_transcribed_by_an_agent(cluster: Cluster, 
     assert meta["source_url"] == url and meta["title"].startswith("Weather report")
     assert meta["duration_s"] == pytest.approx(speech.duration_s(server.root / "speech.mp3"), abs=0.1)
     transcript = speech.normalise(output(cluster, done, "transcript.txt").decode())
-    assert all(word in transcript for word in ("weather", "station", "train", "dinner")), transcript
+    assert jiwer.wer(speech.normalise(speech.ENGLISH_TEXT), transcript) < 0.15, transcript
     assert speech.normalise(done["result"]["transcription"]["text"]) == transcript
     names = {item["name"] for item in done["outputs"]}
     assert {"metadata.json", "transcript.txt", "transcript.srt"} <= names

@@ -114,11 +114,21 @@ class Api:
         return ack
 
     async def heartbeat(
-        self, worker_id: str, *tasks: dict[str, Any], progress: float | None = None
+        self,
+        worker_id: str,
+        *tasks: dict[str, Any],
+        progress: float | None = None,
+        message: str | None = None,
     ) -> dict[str, Any]:
         body = {
             "tasks": [
-                {"job_id": t["job_id"], "lease_token": t["lease_token"], "progress": progress} for t in tasks
+                {
+                    "job_id": t["job_id"],
+                    "lease_token": t["lease_token"],
+                    "progress": progress,
+                    "message": message,
+                }
+                for t in tasks
             ]
         }
         response = await self.http.post(
