@@ -3,7 +3,17 @@
 Depends on pydantic alone. Versioned under ``/api/v1``.
 """
 
-from protocol.admin import Health, KeyCreate, KeyCreated, KeyPublic, QueueCount, Stats, WorkerPublic
+from protocol.admin import (
+    DEFAULT_NAMESPACE,
+    NAMESPACE_PATTERN,
+    Health,
+    KeyCreate,
+    KeyCreated,
+    KeyPublic,
+    QueueCount,
+    Stats,
+    WorkerPublic,
+)
 from protocol.enums import (
     REQUEUEABLE_STATES,
     TERMINAL_STATES,
@@ -55,9 +65,11 @@ API_PREFIX = "/api/v1"
 
 __all__ = [
     "API_PREFIX",
+    "DEFAULT_NAMESPACE",
     "FILES_ROOT_LABEL",
     "LEASE_HEADER",
     "LOCAL_PATH_PARAM",
+    "NAMESPACE_PATTERN",
     "REQUEUEABLE_STATES",
     "SHA256_HEADER",
     "TERMINAL_STATES",

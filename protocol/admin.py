@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
 from protocol.enums import Role, WorkerType
 
+NAMESPACE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+DEFAULT_NAMESPACE = "default"
+
 
 class KeyCreate(BaseModel):
     role: Role
     name: str | None = Field(default=None, max_length=200)
+    namespaces: list[Annotated[str, Field(pattern=NAMESPACE_PATTERN)]] = Field(
+        default_factory=list, max_length=100
+    )
+    """client: the one namespace whose jobs the key sees (default ``default``); worker: the
+    namespaces whose tasks it may claim (empty: all); admin: must be empty (admins see all)."""
 
 
 class KeyPublic(BaseModel):
@@ -19,6 +28,8 @@ class KeyPublic(BaseModel):
     prefix: str
     role: Role
     name: str | None
+    namespaces: list[str] = []
+    """client: its one namespace; worker: the namespaces it serves (empty: all); admin: empty."""
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None

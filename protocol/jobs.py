@@ -71,6 +71,7 @@ class JobPublic(BaseModel):
     """A job as clients see it."""
 
     id: str
+    namespace: str = "default"
     type: str
     state: JobState
     priority: Priority
