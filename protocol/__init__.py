@@ -24,6 +24,14 @@ from protocol.enums import (
     WorkerType,
 )
 from protocol.errors import ErrorBody, ErrorDetail
+from protocol.fields import (
+    FILE_NAME_PATTERN,
+    MAX_ERROR_TEXT_LENGTH,
+    MAX_JSON_DEPTH,
+    MAX_MESSAGE_LENGTH,
+    TASK_TYPE_PATTERN,
+    is_safe_file_name,
+)
 from protocol.jobs import (
     FILES_ROOT_LABEL,
     LOCAL_PATH_PARAM,
@@ -40,6 +48,7 @@ from protocol.jobs import (
     RetryPolicy,
     UploadPublic,
 )
+from protocol.request import RequestModel, utf8_safe
 from protocol.tasks import (
     LEASE_HEADER,
     SHA256_HEADER,
@@ -67,11 +76,16 @@ __all__ = [
     "API_PREFIX",
     "DEFAULT_NAMESPACE",
     "FILES_ROOT_LABEL",
+    "FILE_NAME_PATTERN",
     "LEASE_HEADER",
     "LOCAL_PATH_PARAM",
+    "MAX_ERROR_TEXT_LENGTH",
+    "MAX_JSON_DEPTH",
+    "MAX_MESSAGE_LENGTH",
     "NAMESPACE_PATTERN",
     "REQUEUEABLE_STATES",
     "SHA256_HEADER",
+    "TASK_TYPE_PATTERN",
     "TERMINAL_STATES",
     "Cadence",
     "ClaimRequest",
@@ -104,6 +118,7 @@ __all__ = [
     "Priority",
     "QueueCount",
     "ReleaseRequest",
+    "RequestModel",
     "RetryPolicy",
     "Role",
     "Stats",
@@ -115,4 +130,6 @@ __all__ = [
     "WorkerRegister",
     "WorkerRegistered",
     "WorkerType",
+    "is_safe_file_name",
+    "utf8_safe",
 ]

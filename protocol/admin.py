@@ -8,15 +8,17 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from protocol.enums import Role, WorkerType
+from protocol.fields import MAX_NAME_LENGTH
+from protocol.request import RequestModel
 
 NAMESPACE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 DEFAULT_NAMESPACE = "default"
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(RequestModel):
     role: Role
-    name: str | None = Field(default=None, max_length=200)
-    namespaces: list[Annotated[str, Field(pattern=NAMESPACE_PATTERN)]] = Field(
+    name: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
+    namespaces: list[Annotated[str, Field(pattern=NAMESPACE_PATTERN, max_length=64)]] = Field(
         default_factory=list, max_length=100
     )
     """client: the one namespace whose jobs the key sees (default ``default``); worker: the

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt
 
 from protocol.enums import JobState, Priority, WorkerType
+from protocol.fields import MAX_ID_LENGTH, MAX_INPUTS, MAX_LABELS, FileName, Identifier, Label, TaskType
+from protocol.request import RequestModel
 
 LOCAL_PATH_PARAM = "local_path"
 """A job param naming a file on the agent's machine instead of an uploaded input."""
@@ -15,42 +17,45 @@ FILES_ROOT_LABEL = "files-root:"
 """Prefix of the label an agent carries for each directory it lets jobs read by local_path."""
 
 
-class RetryPolicy(BaseModel):
+class RetryPolicy(RequestModel):
     """Capped exponential backoff with jitter between attempts."""
 
-    base_s: float = Field(default=1.0, ge=0, le=86400)
-    factor: float = Field(default=2.0, ge=1, le=100)
-    cap_s: float = Field(default=300.0, ge=0, le=7 * 86400)
-    jitter: bool = True
+    base_s: StrictFloat = Field(default=1.0, ge=0, le=86400)
+    factor: StrictFloat = Field(default=2.0, ge=1, le=100)
+    cap_s: StrictFloat = Field(default=300.0, ge=0, le=7 * 86400)
+    jitter: StrictBool = True
 
 
-class InputRef(BaseModel):
+class InputRef(RequestModel):
     """An input of a job: a blob uploaded earlier through ``POST /api/v1/uploads``."""
 
-    name: str = Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")
-    upload_id: str
+    name: FileName
+    """The file's name in the agent's input directory: one path segment, not ``.`` or ``..``."""
+    upload_id: Identifier
 
 
-class JobCreate(BaseModel):
+class JobCreate(RequestModel):
     """What a client submits."""
 
-    type: str = Field(min_length=1, max_length=100)
+    type: TaskType
     params: dict[str, Any] = Field(default_factory=dict)
     priority: Priority = Priority.DEFAULT
-    timeout_s: float | None = Field(default=None, gt=0, le=7 * 86400, description="Limit per attempt.")
-    total_timeout_s: float | None = Field(
+    timeout_s: StrictFloat | None = Field(default=None, gt=0, le=7 * 86400, description="Limit per attempt.")
+    total_timeout_s: StrictFloat | None = Field(
         default=None, gt=0, le=30 * 86400, description="Limit across all attempts."
     )
-    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    max_attempts: StrictInt | None = Field(default=None, ge=1, le=100)
     retry: RetryPolicy | None = None
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH)
     worker_type: WorkerType | None = Field(default=None, description="Only agents of this type.")
-    labels: list[str] = Field(default_factory=list, description="Agents must carry every label.")
-    inputs: list[InputRef] = Field(default_factory=list)
+    labels: list[Label] = Field(
+        default_factory=list, max_length=MAX_LABELS, description="Agents must carry every label."
+    )
+    inputs: list[InputRef] = Field(default_factory=list, max_length=MAX_INPUTS)
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
-class JobBatchCreate(BaseModel):
+class JobBatchCreate(RequestModel):
     jobs: list[JobCreate] = Field(min_length=1, max_length=1000)
 
 

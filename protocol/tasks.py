@@ -10,22 +10,34 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt
 
 from protocol.enums import Outcome, Priority, WorkerType
+from protocol.fields import (
+    MAX_ERROR_TEXT_LENGTH,
+    MAX_LABELS,
+    MAX_MESSAGE_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_TASK_TYPES,
+    Identifier,
+    Label,
+    TaskType,
+)
+from protocol.request import RequestModel
 
 LEASE_HEADER = "X-Lease-Token"
 SHA256_HEADER = "X-Content-SHA256"
 
 
-class WorkerRegister(BaseModel):
-    name: str | None = Field(default=None, max_length=200)
+class WorkerRegister(RequestModel):
+    name: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
     worker_type: WorkerType = WorkerType.CPU
-    task_types: list[str] = Field(min_length=1)
-    labels: list[str] = Field(default_factory=list)
-    max_concurrent: int = Field(default=1, ge=1, le=1024)
-    version: str | None = None
-    host: str | None = None
+    task_types: list[TaskType] = Field(min_length=1, max_length=MAX_TASK_TYPES)
+    """The job types this agent runs; each an identifier such as ``transcription``."""
+    labels: list[Label] = Field(default_factory=list, max_length=MAX_LABELS)
+    max_concurrent: StrictInt = Field(default=1, ge=1, le=1024)
+    version: str | None = Field(default=None, max_length=100)
+    host: str | None = Field(default=None, max_length=255)
 
 
 class Cadence(BaseModel):
@@ -61,24 +73,24 @@ class ClaimedTask(BaseModel):
     meta: dict[str, Any] = {}
 
 
-class TaskCompletion(BaseModel):
+class TaskCompletion(RequestModel):
     """The end of one attempt, as the agent that held the lease reports it."""
 
-    job_id: str
-    lease_token: str
+    job_id: Identifier
+    lease_token: Identifier
     outcome: Outcome
     result: Any = None
-    error_message: str | None = None
-    error_kind: str | None = None
-    traceback: str | None = None
-    retryable: bool = True
-    retry_delay_s: float | None = Field(default=None, ge=0)
+    error_message: str | None = Field(default=None, max_length=MAX_ERROR_TEXT_LENGTH)
+    error_kind: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
+    traceback: str | None = Field(default=None, max_length=MAX_ERROR_TEXT_LENGTH)
+    retryable: StrictBool = True
+    retry_delay_s: StrictFloat | None = Field(default=None, ge=0)
     """A handler's own wish for the delay before the next attempt."""
 
 
-class ClaimRequest(BaseModel):
-    max_tasks: int = Field(default=1, ge=0, le=256)
-    wait_s: float | None = Field(default=None, ge=0, le=60)
+class ClaimRequest(RequestModel):
+    max_tasks: StrictInt = Field(default=1, ge=0, le=256)
+    wait_s: StrictFloat | None = Field(default=None, ge=0, le=60)
     """How long to hold when nothing is queued; capped by the server's long-poll setting."""
     completions: list[TaskCompletion] = Field(default_factory=list, max_length=1024)
     """Attempts finished since the last request, acknowledged before anything is claimed."""
@@ -99,7 +111,7 @@ class ClaimResponse(BaseModel):
     drain: bool = False
 
 
-class CompleteRequest(BaseModel):
+class CompleteRequest(RequestModel):
     completions: list[TaskCompletion] = Field(min_length=1, max_length=1024)
 
 
@@ -107,14 +119,14 @@ class CompleteResponse(BaseModel):
     acks: list[CompletionAck]
 
 
-class TaskProgress(BaseModel):
-    job_id: str
-    lease_token: str
-    progress: float | None = Field(default=None, ge=0, le=1)
-    message: str | None = Field(default=None, max_length=1000)
+class TaskProgress(RequestModel):
+    job_id: Identifier
+    lease_token: Identifier
+    progress: StrictFloat | None = Field(default=None, ge=0, le=1)
+    message: str | None = Field(default=None, max_length=MAX_MESSAGE_LENGTH)
 
 
-class HeartbeatRequest(BaseModel):
+class HeartbeatRequest(RequestModel):
     tasks: list[TaskProgress] = Field(default_factory=list, max_length=1024)
 
 
@@ -132,8 +144,8 @@ class HeartbeatResponse(BaseModel):
     """The coordinator asks the agent to stop claiming."""
 
 
-class ReleaseRequest(BaseModel):
+class ReleaseRequest(RequestModel):
     """Give leases back unfinished (an agent shutting down): the tasks are queued again at once."""
 
-    tasks: list[TaskProgress] = Field(min_length=1)
-    reason: str = "released by worker"
+    tasks: list[TaskProgress] = Field(min_length=1, max_length=1024)
+    reason: str = Field(default="released by worker", max_length=MAX_MESSAGE_LENGTH)
