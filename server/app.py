@@ -13,7 +13,10 @@ from fastapi import FastAPI
 
 from protocol import API_PREFIX
 from server.api import routes_admin, routes_health, routes_jobs, routes_workers
+from server.api.auth import AuthMiddleware
 from server.api.errors import install_error_handlers
+from server.api.limits import BodyLimitMiddleware
+from server.api.openapi import install_openapi
 from server.coordinator import Coordinator
 from server.services import keys, reaper
 from server.settings import Settings
@@ -66,4 +69,14 @@ def create_app(settings: Settings | None = None, coordinator: Coordinator | None
     app.include_router(routes_health.router)
     for router in (routes_jobs.router, routes_workers.router, routes_admin.router):
         app.include_router(router, prefix=API_PREFIX)
+    install_openapi(app)
+    # Each add_middleware wraps the app built so far, so the one added last runs first. Body
+    # limits come before auth here, so that auth runs first: no body is read for a caller
+    # that is not authenticated. Middleware that must see a request before auth goes below.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_json_bytes=coord.settings.max_json_bytes,
+        max_upload_bytes=coord.settings.max_upload_bytes,
+    )
+    app.add_middleware(AuthMiddleware, coordinator=coord)  # added last: it runs first
     return app

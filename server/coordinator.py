@@ -32,6 +32,7 @@ class WorkerRoute:
     labels: tuple[str, ...]
     draining: bool = False
     last_seen_written: float = 0.0
+    types_seen_written: float = 0.0
 
 
 @dataclass
@@ -42,7 +43,13 @@ class Coordinator:
     notifier: Notifier
     clock: Callable[[], float] = time.time
     workers: dict[str, WorkerRoute] = field(default_factory=dict)
-    known_job_types: set[str] = field(default_factory=lambda: set(BUILTIN_JOB_TYPES))
+    job_types_seen: dict[str, float] = field(default_factory=dict)
+    """When an agent last declared each job type, as last read from the job_types table."""
+    verified_keys: dict[str, str] = field(default_factory=dict)
+    """SHA-256 of a raw configured key -> the id of the key whose scrypt hash it matched.
+
+    An immutable fact, kept so that the slow hash runs once per process; whether that key is
+    still valid (revoked or not) is read from the database on every request."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Coordinator:

@@ -11,7 +11,11 @@ TaskpostError
 ├── Forbidden (403)
 ├── NotFound (404): JobNotFound, WorkerNotFound, FileNotFound, KeyNotFound
 ├── Conflict (409): StaleLease, InvalidState
-└── PayloadTooLarge (413)
+├── PayloadTooLarge (413)
+└── TooManyAuthFailures (429)
+
+A job of another namespace is a JobNotFound (404), never a Forbidden: a client key cannot tell
+whether it exists.
 """
 
 from __future__ import annotations
@@ -127,3 +131,10 @@ class PayloadTooLarge(TaskpostError):
 
     status_code = 413
     code = "payload_too_large"
+
+
+class TooManyAuthFailures(TaskpostError):
+    """Too many failed authentications from this address: wait for Retry-After seconds."""
+
+    status_code = 429
+    code = "too_many_auth_failures"

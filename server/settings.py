@@ -9,6 +9,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from protocol.logs import LOG_LEVELS, LogFormat
 
+MIN_ADMIN_KEY_LENGTH = 32
+
 
 class Settings(BaseSettings):
     """Configuration of one coordinator process, passed explicitly to ``create_app``."""
@@ -21,7 +23,8 @@ class Settings(BaseSettings):
     blob_dir: Path | None = None
     """Where inputs and outputs are kept; defaults to data_dir/blobs."""
     admin_key: SecretStr | None = None
-    """Bootstrap admin key; when unset, one is generated and printed on first start."""
+    """Bootstrap admin key (at least 32 characters); when unset, one is generated and printed
+    on first start. Stored with a salted slow hash (scrypt)."""
 
     lease_s: float = Field(default=30.0, gt=0)
     heartbeat_interval_s: float = Field(default=10.0, gt=0)
@@ -39,11 +42,38 @@ class Settings(BaseSettings):
     retry_cap_s: float = Field(default=300.0, ge=0)
 
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
+    max_json_bytes: int = Field(default=4 * 1024**2, gt=0)
+    """Largest JSON request body; larger ones get 413 (file routes use max_upload_bytes)."""
     claim_batch_cap: int = Field(default=64, ge=1)
+
+    job_type_retention_s: float = Field(default=7 * 86400, gt=0)
+    """A job type no agent has declared for this long is no longer known (built-in types always are)."""
+    auth_failure_rate_per_s: float = Field(default=1.0, gt=0)
+    """Failed authentications one client address earns back per second."""
+    auth_failure_burst: int = Field(default=20, ge=1)
+    """Failed authentications one client address may make in a row before it gets 429."""
 
     log_level: str = "INFO"
     log_format: LogFormat = "text"
     """``text`` for a terminal, ``json`` (one object per line) for a log collector."""
+
+    @field_validator("database_url", "blob_dir", mode="before")
+    @classmethod
+    def _empty_means_default(cls, value: object) -> object:
+        return None if value == "" else value  # TASKPOST_BLOB_DIR= (empty) means unset
+
+    @field_validator("admin_key")
+    @classmethod
+    def _check_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # TASKPOST_ADMIN_KEY= (empty) means unset
+        if len(value.get_secret_value()) < MIN_ADMIN_KEY_LENGTH:
+            raise ValueError(
+                f"TASKPOST_ADMIN_KEY must be at least {MIN_ADMIN_KEY_LENGTH} characters "
+                "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'), "
+                "or unset to have one generated"
+            )
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -6,6 +6,7 @@ import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from urllib.parse import urlencode
 
 import typer
 from pydantic import BaseModel
@@ -108,6 +109,14 @@ def _call(
 def keys_create(
     role: Annotated[Role, typer.Option(help="admin, client or worker.")],
     name: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace",
+            help="client: the one namespace whose jobs the key sees (default: default). "
+            "worker: a namespace whose tasks it may claim (repeatable; none: all). admin: none.",
+        ),
+    ] = None,
     server_url: ServerUrl = None,
     api_key: ApiKey = None,
     data_dir: DataDir = None,
@@ -116,13 +125,17 @@ def keys_create(
     """Create a key and print it once; only its hash is kept."""
     from server.services import keys
 
+    namespaces = namespace or []
     created = _call(
         server_url, api_key, data_dir, database_url,
-        ("POST", "/keys", {"role": role.value, "name": name}),
-        lambda coord: keys.create(coord, role, name),
+        ("POST", "/keys", {"role": role.value, "name": name, "namespaces": namespaces}),
+        lambda coord: keys.create(coord, role, name, namespaces),
     )  # fmt: skip
     typer.echo(created["key"])
-    typer.secho(f"{role.value} key {created['info']['prefix']}… created; it is shown this once.", err=True)
+    scope = ", ".join(created["info"]["namespaces"]) or "all namespaces"
+    typer.secho(
+        f"{role.value} key {created['info']['prefix']}… ({scope}) created; it is shown this once.", err=True
+    )
 
 
 @keys_app.command("list")
@@ -133,7 +146,7 @@ def keys_list(
     database_url: DatabaseUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List keys: id, prefix, role, created, last used, revoked."""
+    """List keys: id, prefix, role, namespaces, created, last used, revoked."""
     from server.services import keys
 
     rows = _call(server_url, api_key, data_dir, database_url, ("GET", "/keys", None), keys.list_keys)
@@ -166,11 +179,19 @@ def info(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    namespace: Annotated[
+        str | None, typer.Option(help="Only this namespace's jobs and agents (default: every namespace).")
+    ] = None,
 ) -> None:
     """Jobs per type, priority and state, and the registered agents (like ``rq info``)."""
     from server.services.stats import stats as read_stats
 
-    stats = _call(server_url, api_key, data_dir, database_url, ("GET", "/stats", None), read_stats)
+    path = f"/stats?{urlencode({'namespace': namespace})}" if namespace else "/stats"
+    stats = _call(
+        server_url, api_key, data_dir, database_url,
+        ("GET", path, None),
+        lambda coord: read_stats(coord, namespace),
+    )  # fmt: skip
     typer.echo(json.dumps(stats, indent=2) if as_json else render.stats_text(stats))
 
 

@@ -54,6 +54,7 @@ def keys_table(keys: list[dict[str, Any]]) -> str:
             k["id"],
             k["prefix"] + "…",
             k["role"],
+            ",".join(k.get("namespaces") or []) or ("all" if k["role"] != "client" else "default"),
             k["name"] or "",
             k["created_at"],
             k["last_used_at"] or "never",
@@ -61,4 +62,4 @@ def keys_table(keys: list[dict[str, Any]]) -> str:
         ]
         for k in keys
     ]
-    return _table(["id", "prefix", "role", "name", "created", "last used", "revoked"], rows)
+    return _table(["id", "prefix", "role", "namespaces", "name", "created", "last used", "revoked"], rows)

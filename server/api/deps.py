@@ -1,16 +1,17 @@
-"""Typed FastAPI dependencies: the coordinator and the caller's identity."""
+"""Typed FastAPI dependencies: the coordinator, the caller's identity and the namespaces it sees."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Query, Request
 
-from protocol import Role
+from protocol import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, Role
+from server.api.auth import PRINCIPAL_SCOPE_KEY
 from server.coordinator import Coordinator, WorkerRoute
-from server.errors import Forbidden
-from server.services import keys, workers
-from server.services.keys import Principal
+from server.errors import Forbidden, NotAuthenticated
+from server.services import workers
+from server.services.principals import Principal
 
 
 def get_coordinator(request: Request) -> Coordinator:
@@ -21,27 +22,20 @@ def get_coordinator(request: Request) -> Coordinator:
 CoordinatorDep = Annotated[Coordinator, Depends(get_coordinator)]
 
 
-def _raw_key(authorization: str | None, x_api_key: str | None) -> str | None:
-    if authorization:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer" and value:
-            return value.strip()
-    return x_api_key
-
-
-async def get_principal(
-    coord: CoordinatorDep,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> Principal:
-    return await keys.authenticate(coord, _raw_key(authorization, x_api_key))
+def get_principal(request: Request) -> Principal:
+    """The caller, as server.api.auth.AuthMiddleware authenticated it before the route ran."""
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if not isinstance(principal, Principal):
+        # Only reachable if the middleware is not installed in front of this route.
+        raise NotAuthenticated("this route needs server.api.auth.AuthMiddleware in front of it")
+    return principal
 
 
 def require(*roles: Role) -> object:
     allowed = {Role.ADMIN, *roles}
     names = ", ".join(sorted(role.value for role in allowed))
 
-    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if principal.role not in allowed:
             raise Forbidden(f"a {principal.role.value} key may not do this; it needs one of: {names}")
         return principal
@@ -53,6 +47,40 @@ AdminDep = Annotated[Principal, require()]
 ClientDep = Annotated[Principal, require(Role.CLIENT)]
 WorkerDep = Annotated[Principal, require(Role.WORKER)]
 AnyRoleDep = Annotated[Principal, require(Role.CLIENT, Role.WORKER)]
+
+NamespaceQuery = Annotated[
+    str | None,
+    Query(
+        pattern=NAMESPACE_PATTERN,
+        description="Admin keys only: the namespace to act on (a client key acts on its own).",
+    ),
+]
+
+
+def _own_namespace(principal: Principal, requested: str | None) -> str:
+    own = principal.namespaces[0] if principal.namespaces else DEFAULT_NAMESPACE
+    if requested is not None and requested != own:
+        raise Forbidden(f"a client key acts on its own namespace {own!r} only")
+    return own
+
+
+def job_scope(principal: ClientDep, namespace: NamespaceQuery = None) -> str | None:
+    """The namespace whose jobs the caller reads: its own (client), or ``?namespace=``/all (admin)."""
+    if principal.role is Role.ADMIN:
+        return namespace
+    return _own_namespace(principal, namespace)
+
+
+def target_namespace(principal: ClientDep, namespace: NamespaceQuery = None) -> str:
+    """The namespace new jobs and uploads go into: the client's own, or the admin's choice."""
+    if principal.role is Role.ADMIN:
+        return namespace or DEFAULT_NAMESPACE
+    return _own_namespace(principal, namespace)
+
+
+JobScopeDep = Annotated[str | None, Depends(job_scope)]
+"""None: every namespace (an admin without ``?namespace=``)."""
+TargetNamespaceDep = Annotated[str, Depends(target_namespace)]
 
 
 async def get_worker_route(worker_id: str, coord: CoordinatorDep, principal: WorkerDep) -> WorkerRoute:

@@ -46,12 +46,13 @@ async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def record_upload(coord: Coordinator, name: str, blob: StoredBlob) -> UploadPublic:
+async def record_upload(coord: Coordinator, name: str, blob: StoredBlob, namespace: str) -> UploadPublic:
     upload_id = str(uuid.uuid4())
     async with coord.db.write() as conn:
         await conn.execute(
             insert(UPLOADS).values(
                 id=upload_id,
+                namespace=namespace,
                 name=name,
                 blob_key=blob.key,
                 size=blob.size,
@@ -62,10 +63,10 @@ async def record_upload(coord: Coordinator, name: str, blob: StoredBlob) -> Uplo
     return UploadPublic(upload_id=upload_id, size=blob.size, sha256=blob.sha256)
 
 
-async def store_form_file(coord: Coordinator, upload: UploadFile) -> tuple[str, UploadPublic]:
+async def store_form_file(coord: Coordinator, upload: UploadFile, namespace: str) -> tuple[str, UploadPublic]:
     name = check_name(upload.filename or "")
     blob = await coord.blobs.put(_upload_chunks(upload), max_bytes=coord.settings.max_upload_bytes)
-    return name, await record_upload(coord, name, blob)
+    return name, await record_upload(coord, name, blob, namespace)
 
 
 def blob_response(coord: Coordinator, entry: dict[str, Any]) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from protocol import KeyCreate, KeyCreated, KeyPublic, Stats, WorkerPublic
-from server.api.deps import AdminDep, ClientDep, CoordinatorDep
+from server.api.deps import AdminDep, CoordinatorDep, JobScopeDep
 from server.services import keys, stats, workers
 
 router = APIRouter(tags=["admin"])
@@ -13,7 +13,7 @@ router = APIRouter(tags=["admin"])
 
 @router.post("/keys", status_code=status.HTTP_201_CREATED)
 async def create_key(body: KeyCreate, coord: CoordinatorDep, _: AdminDep) -> KeyCreated:
-    return await keys.create(coord, body.role, body.name)
+    return await keys.create(coord, body.role, body.name, body.namespaces)
 
 
 @router.get("/keys")
@@ -27,8 +27,9 @@ async def revoke_key(key_id: str, coord: CoordinatorDep, _: AdminDep) -> KeyPubl
 
 
 @router.get("/stats")
-async def queue_stats(coord: CoordinatorDep, _: ClientDep) -> Stats:
-    return await stats.stats(coord)
+async def queue_stats(coord: CoordinatorDep, scope: JobScopeDep) -> Stats:
+    """A client key's own namespace; an admin's ``?namespace=``, or every namespace."""
+    return await stats.stats(coord, scope)
 
 
 @router.get("/workers")

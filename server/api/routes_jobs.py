@@ -24,24 +24,27 @@ from protocol import (
     UploadPublic,
 )
 from server.api import files
-from server.api.deps import ClientDep, CoordinatorDep
+from server.api.deps import CoordinatorDep, JobScopeDep, TargetNamespaceDep
 from server.errors import InvalidParams
-from server.services import jobs
+from server.services import job_types, jobs, submissions
 
 router = APIRouter(tags=["jobs"])
 
 
 @router.post("/uploads", status_code=status.HTTP_201_CREATED)
 async def upload(
-    request: Request, coord: CoordinatorDep, _: ClientDep, name: Annotated[str, Query()] = "input"
+    request: Request,
+    coord: CoordinatorDep,
+    namespace: TargetNamespaceDep,
+    name: Annotated[str, Query()] = "input",
 ) -> UploadPublic:
-    """Store a file (the raw request body) for a job to name among its inputs."""
+    """Store a file (the raw request body) for a job of the same namespace to name among its inputs."""
     files.check_name(name)
     blob = await files.store_request_body(coord, request)
-    return await files.record_upload(coord, name, blob)
+    return await files.record_upload(coord, name, blob, namespace)
 
 
-async def _spec_from_multipart(coord: CoordinatorDep, request: Request) -> JobCreate:
+async def _spec_from_multipart(coord: CoordinatorDep, request: Request, namespace: str) -> JobCreate:
     files.check_declared_length(request, coord.settings.max_upload_bytes)
     form = await request.form(max_files=100)
     try:
@@ -54,7 +57,7 @@ async def _spec_from_multipart(coord: CoordinatorDep, request: Request) -> JobCr
         refs = list(spec.inputs)
         for _, value in form.multi_items():
             if isinstance(value, UploadFile):
-                name, stored = await files.store_form_file(coord, value)
+                name, stored = await files.store_form_file(coord, value, namespace)
                 refs.append(InputRef(name=name, upload_id=stored.upload_id))
     except ValidationError as exc:
         raise InvalidParams(
@@ -73,11 +76,11 @@ async def _spec_from_multipart(coord: CoordinatorDep, request: Request) -> JobCr
         "requestBody": {"content": {"application/json": {"schema": JobCreate.model_json_schema()}}}
     },
 )
-async def submit(request: Request, coord: CoordinatorDep, _: ClientDep) -> Response:
+async def submit(request: Request, coord: CoordinatorDep, namespace: TargetNamespaceDep) -> Response:
     """Submit one job, as JSON or as multipart with its input files."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        spec = await _spec_from_multipart(coord, request)
+        spec = await _spec_from_multipart(coord, request, namespace)
     else:
         try:
             spec = JobCreate.model_validate_json(await request.body())
@@ -87,8 +90,8 @@ async def submit(request: Request, coord: CoordinatorDep, _: ClientDep) -> Respo
             ]
             summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
             raise InvalidParams(f"invalid job: {summary}", errors=problems) from exc
-    [(job, created)] = await jobs.submit(coord, [spec])
-    warning = jobs.unserved_type_warning(coord, job.type)
+    [(job, created)] = await submissions.submit(coord, namespace, [spec])
+    warning = job_types.unserved_warning(coord, job.type)
     body = JobSubmitted(job=job, created=created, warnings=[warning] if warning else []).model_dump(
         mode="json"
     )
@@ -96,9 +99,11 @@ async def submit(request: Request, coord: CoordinatorDep, _: ClientDep) -> Respo
 
 
 @router.post("/jobs/batch", status_code=status.HTTP_201_CREATED)
-async def submit_batch(batch: JobBatchCreate, coord: CoordinatorDep, _: ClientDep) -> JobBatchSubmitted:
-    results = await jobs.submit(coord, batch.jobs)
-    warnings = {t: jobs.unserved_type_warning(coord, t) for t in {job.type for job, _ in results}}
+async def submit_batch(
+    batch: JobBatchCreate, coord: CoordinatorDep, namespace: TargetNamespaceDep
+) -> JobBatchSubmitted:
+    results = await submissions.submit(coord, namespace, batch.jobs)
+    warnings = {t: job_types.unserved_warning(coord, t) for t in {job.type for job, _ in results}}
     return JobBatchSubmitted(
         jobs=[
             JobSubmitted(job=job, created=created, warnings=[w] if (w := warnings[job.type]) else [])
@@ -110,35 +115,36 @@ async def submit_batch(batch: JobBatchCreate, coord: CoordinatorDep, _: ClientDe
 @router.get("/jobs")
 async def list_jobs(
     coord: CoordinatorDep,
-    _: ClientDep,
+    scope: JobScopeDep,
     state: JobState | None = None,
     type: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> JobPage:
-    return await jobs.list_jobs(coord, state=state, job_type=type, limit=limit, cursor=cursor)
+    """Newest first: a client key's own namespace; an admin's ``?namespace=``, or every namespace."""
+    return await jobs.list_jobs(coord, scope, state=state, job_type=type, limit=limit, cursor=cursor)
 
 
 @router.get("/jobs/{job_id}")
-async def get_job(job_id: str, coord: CoordinatorDep, _: ClientDep) -> JobPublic:
-    return await jobs.get(coord, job_id)
+async def get_job(job_id: str, coord: CoordinatorDep, scope: JobScopeDep) -> JobPublic:
+    return await jobs.get(coord, job_id, scope)
 
 
 @router.get("/jobs/{job_id}/events")
-async def job_events(job_id: str, coord: CoordinatorDep, _: ClientDep) -> list[JobEventPublic]:
-    return await jobs.job_events(coord, job_id)
+async def job_events(job_id: str, coord: CoordinatorDep, scope: JobScopeDep) -> list[JobEventPublic]:
+    return await jobs.job_events(coord, job_id, scope)
 
 
 @router.post("/jobs/{job_id}/cancel")
-async def cancel(job_id: str, coord: CoordinatorDep, _: ClientDep) -> JobPublic:
-    return await jobs.cancel(coord, job_id)
+async def cancel(job_id: str, coord: CoordinatorDep, scope: JobScopeDep) -> JobPublic:
+    return await jobs.cancel(coord, job_id, scope)
 
 
 @router.post("/jobs/{job_id}/requeue")
-async def requeue(job_id: str, coord: CoordinatorDep, _: ClientDep) -> JobPublic:
-    return await jobs.requeue(coord, job_id)
+async def requeue(job_id: str, coord: CoordinatorDep, scope: JobScopeDep) -> JobPublic:
+    return await jobs.requeue(coord, job_id, scope)
 
 
 @router.get("/jobs/{job_id}/outputs/{name}", response_class=Response)
-async def download_output(job_id: str, name: str, coord: CoordinatorDep, _: ClientDep) -> Response:
-    return files.blob_response(coord, await jobs.output_blob(coord, job_id, name))
+async def download_output(job_id: str, name: str, coord: CoordinatorDep, scope: JobScopeDep) -> Response:
+    return files.blob_response(coord, await jobs.output_blob(coord, job_id, name, scope))

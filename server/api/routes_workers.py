@@ -24,7 +24,7 @@ from protocol import (
 from server.api import files
 from server.api.deps import CoordinatorDep, WorkerDep, WorkerRouteDep
 from server.errors import FileNotFound, InvalidParams
-from server.services import leases, workers
+from server.services import claims, leases, workers
 
 router = APIRouter(tags=["agents"])
 
@@ -41,8 +41,13 @@ async def register(body: WorkerRegister, coord: CoordinatorDep, principal: Worke
     response_model=ClaimResponse,
     responses={204: {"description": "nothing to do"}},
 )
-async def claim(body: ClaimRequest, coord: CoordinatorDep, route: WorkerRouteDep) -> Response | ClaimResponse:
-    reply = await leases.claim_request(coord, route, body.max_tasks, body.wait_s, body.completions)
+async def claim(
+    body: ClaimRequest, coord: CoordinatorDep, route: WorkerRouteDep, principal: WorkerDep
+) -> Response | ClaimResponse:
+    # The namespaces come from the key on this request, never from a per-process cache.
+    reply = await claims.claim_request(
+        coord, route, body.max_tasks, body.wait_s, body.completions, principal.namespaces
+    )
     if not reply.tasks and not reply.acks and not reply.drain:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return reply

@@ -13,13 +13,29 @@ from typing import BinaryIO
 from server.blobs.base import StoredBlob
 from server.errors import PayloadTooLarge
 
+# Blobs are the clients' files: only the coordinator's user may read them.
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
+
+
+def _private_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, mode=_DIR_MODE)
+    except FileExistsError:
+        return
+    path.chmod(_DIR_MODE)  # mkdir's mode is masked by the umask
+
+
+def _open_private(path: Path) -> BinaryIO:
+    return os.fdopen(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, _FILE_MODE), "wb")
+
 
 class LocalBlobStore:
     """Blobs as files under ``root/ab/abcdef...``; written to a temporary name, then renamed."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        _private_dir(self.root)
 
     def _path(self, key: str) -> Path:
         if not key.isalnum():
@@ -29,11 +45,11 @@ class LocalBlobStore:
     async def put(self, chunks: AsyncIterable[bytes], *, max_bytes: int) -> StoredBlob:
         key = uuid.uuid4().hex
         final = self._path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _private_dir(final.parent)
         partial = final.with_suffix(".part")
         digest = hashlib.sha256()
         size = 0
-        handle = await asyncio.to_thread(open, partial, "wb")
+        handle = await asyncio.to_thread(_open_private, partial)
         try:
             async for chunk in chunks:
                 size += len(chunk)

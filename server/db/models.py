@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from protocol import DEFAULT_NAMESPACE
+
+# Columns added after the first release carry a server default, so that the upgrade step in
+# server/db/database.py can add them to an existing table with ALTER TABLE ... ADD COLUMN.
 
 
 class Job(SQLModel, table=True):
@@ -14,6 +19,11 @@ class Job(SQLModel, table=True):
     seq: int | None = Field(default=None, primary_key=True)
     """Insertion order: FIFO inside a priority."""
     id: str = Field(unique=True, max_length=36)
+    namespace: str = Field(
+        default=DEFAULT_NAMESPACE,
+        sa_column=Column(String(64), nullable=False, server_default=DEFAULT_NAMESPACE),
+    )
+    """The tenant: a client key sees only its namespace's jobs."""
     type: str = Field(max_length=100)
     state: str = Field(max_length=16)
     priority: int
@@ -31,7 +41,8 @@ class Job(SQLModel, table=True):
     worker_type: str | None = Field(default=None, max_length=8)
     labels: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     """Canonical JSON array (sorted) so that the claim query can test it cheaply."""
-    idempotency_key: str | None = Field(default=None, unique=True, max_length=200)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    """Unique per namespace (see __table_args__)."""
     inputs: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     outputs: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     created_at: float
@@ -42,12 +53,18 @@ class Job(SQLModel, table=True):
     """When a FAILED job may run again."""
     lease_expires_at: float | None = None
     lease_token: str | None = Field(default=None, max_length=64)
+    last_lease_token: str | None = Field(default=None, max_length=64)
+    """The token of the last attempt its agent reported failed: a resend of that report is
+    acknowledged again instead of being taken for a stale lease."""
     worker_id: str | None = Field(default=None, max_length=36)
     cancel_requested: bool = False
 
     __table_args__ = (
-        # Matches the claim query's WHERE state = ? ORDER BY priority DESC, seq exactly.
+        # Matches the claim query's WHERE state = ? ORDER BY priority DESC, seq exactly; the
+        # namespace of a restricted worker key is a filter on the rows this index yields.
         Index("ix_jobs_claim", "state", Column("priority").desc(), "seq"),
+        Index("ix_jobs_namespace_seq", "namespace", "seq"),
+        UniqueConstraint("namespace", "idempotency_key", name="uq_jobs_namespace_idempotency_key"),
         Index("ix_jobs_state_available", "state", "available_at"),
         Index("ix_jobs_state_lease", "state", "lease_expires_at"),
         Index("ix_jobs_type_state", "type", "state"),
@@ -73,9 +90,19 @@ class ApiKey(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=36)
     prefix: str = Field(max_length=16)
+    """Public: the first characters of a generated key, or ``cfg_`` and part of the id for a
+    configured one (whose characters are never stored)."""
     hash: str = Field(unique=True, max_length=64)
+    hash_scheme: str = Field(
+        default="sha256", sa_column=Column(String(16), nullable=False, server_default="sha256")
+    )
+    """``sha256`` for generated keys, ``scrypt`` (salted) for configured ones."""
+    salt: str | None = Field(default=None, max_length=64)
     role: str = Field(max_length=16)
     name: str | None = None
+    namespaces: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))
+    """Canonical JSON array (sorted). client: its one namespace; worker: the ones it serves
+    (empty: all); admin: empty."""
     created_at: float
     last_used_at: float | None = None
     revoked_at: float | None = None
@@ -107,6 +134,8 @@ class KnownJobType(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=100)
     first_seen_at: float
+    last_seen_at: float | None = None
+    """When an agent declaring it last registered or checked in; None (older rows): first_seen_at."""
 
 
 class Upload(SQLModel, table=True):
@@ -115,6 +144,11 @@ class Upload(SQLModel, table=True):
     __tablename__ = "uploads"
 
     id: str = Field(primary_key=True, max_length=36)
+    namespace: str = Field(
+        default=DEFAULT_NAMESPACE,
+        sa_column=Column(String(64), nullable=False, server_default=DEFAULT_NAMESPACE),
+    )
+    """Only jobs of this namespace may name it as an input."""
     name: str
     blob_key: str
     size: int

@@ -53,3 +53,10 @@ async def list_for_job(conn: AsyncConnection, job_id: str) -> list[JobEventPubli
         )
         for row in result
     ]
+
+
+async def jobs_with_worker(conn: AsyncConnection, job_ids: set[str], worker_id: str) -> set[str]:
+    """Those of ``job_ids`` with an event of ``worker_id`` (an attempt it ran)."""
+    query = select(EVENTS.c.job_id).where(EVENTS.c.job_id.in_(job_ids), EVENTS.c.worker_id == worker_id)
+    result = await conn.execute(query.distinct())
+    return set(result.scalars())

@@ -1,54 +1,79 @@
-"""API keys: created with a role, kept as a SHA-256 hash, shown in full only once."""
+"""API keys: created with a role and namespaces, kept as a hash, shown in full only once."""
 
 from __future__ import annotations
 
-import hashlib
+import json
+import re
 import secrets
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol import KeyCreated, KeyPublic, Role
+from protocol import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, KeyCreated, KeyPublic, Role
 from server.coordinator import Coordinator
 from server.db.models import ApiKey
-from server.errors import KeyNotFound, NotAuthenticated
+from server.errors import InvalidParams, KeyNotFound
+from server.services import key_hashes
 from server.services.convert import require_datetime, to_datetime
 
 KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 
 _PREFIX_LENGTH = 12
-# last_used_at is informative; writing it on every request would double the writes.
-_LAST_USED_PRECISION_S = 60.0
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling."""
-
-    key_id: str
-    role: Role
-
-
-def hash_key(raw: str) -> str:
-    # Keys are 256-bit random secrets, so a fast hash is enough (no password stretching needed).
-    return hashlib.sha256(raw.encode()).hexdigest()
+CONFIGURED_PREFIX = "cfg_"
+"""Configured keys show this and part of their id as a prefix: none of their characters."""
 
 
 def new_secret(role: Role) -> str:
     return f"tp_{role.value[0]}_{secrets.token_urlsafe(32)}"
 
 
-async def insert_key(conn: AsyncConnection, raw: str, role: Role, name: str | None, now: float) -> KeyPublic:
+def namespaces_of(role: Role, stored: str) -> tuple[str, ...]:
+    """A key's namespaces from its column; a client key made before namespaces is in the default one."""
+    names = tuple(json.loads(stored))
+    if role is Role.CLIENT and not names:
+        return (DEFAULT_NAMESPACE,)
+    return names
+
+
+def checked_namespaces(role: Role, namespaces: Sequence[str]) -> list[str]:
+    """The namespaces to store for a new key of ``role``, or InvalidParams."""
+    unique = sorted(set(namespaces))
+    for name in unique:
+        if not re.fullmatch(NAMESPACE_PATTERN, name):
+            raise InvalidParams(
+                f"invalid namespace {name!r}: lower-case letters, digits, '_', '.', '-' (64 at most)",
+                field="namespaces",
+            )
+    if role is Role.ADMIN and unique:
+        raise InvalidParams("an admin key sees every namespace: give it none", field="namespaces")
+    if role is Role.CLIENT:
+        if len(unique) > 1:
+            raise InvalidParams("a client key belongs to exactly one namespace", field="namespaces")
+        return unique or [DEFAULT_NAMESPACE]
+    return unique
+
+
+async def insert_key(
+    conn: AsyncConnection,
+    raw: str,
+    role: Role,
+    name: str | None,
+    now: float,
+    namespaces: Sequence[str] = (),
+) -> KeyPublic:
+    """Store a generated key (SHA-256: see server.services.key_hashes)."""
     key_id = str(uuid.uuid4())
     values = {
         "id": key_id,
         "prefix": raw[:_PREFIX_LENGTH],
-        "hash": hash_key(raw),
+        "hash": key_hashes.sha256_hex(raw),
+        "hash_scheme": key_hashes.SHA256,
         "role": role.value,
         "name": name,
+        "namespaces": json.dumps(checked_namespaces(role, namespaces)),
         "created_at": now,
     }
     await conn.execute(insert(KEYS).values(**values))
@@ -56,10 +81,12 @@ async def insert_key(conn: AsyncConnection, raw: str, role: Role, name: str | No
     return _public(row)
 
 
-async def create(coord: Coordinator, role: Role, name: str | None) -> KeyCreated:
+async def create(
+    coord: Coordinator, role: Role, name: str | None, namespaces: Sequence[str] = ()
+) -> KeyCreated:
     raw = new_secret(role)
     async with coord.db.write() as conn:
-        info = await insert_key(conn, raw, role, name, coord.clock())
+        info = await insert_key(conn, raw, role, name, coord.clock(), namespaces)
     return KeyCreated(key=raw, info=info)
 
 
@@ -86,38 +113,12 @@ async def revoke(coord: Coordinator, key_id_or_prefix: str) -> KeyPublic:
     return _public(row)
 
 
-async def authenticate(coord: Coordinator, raw: str | None) -> Principal:
-    if not raw:
-        raise NotAuthenticated()
-    async with coord.db.read() as conn:
-        row = (
-            await conn.execute(
-                select(KEYS.c.id, KEYS.c.role, KEYS.c.revoked_at, KEYS.c.last_used_at).where(
-                    KEYS.c.hash == hash_key(raw)
-                )
-            )
-        ).first()
-    if row is None:
-        raise NotAuthenticated("unknown API key: check the key, or create one with 'taskpost keys create'")
-    if row.revoked_at is not None:
-        raise NotAuthenticated("this API key was revoked")
-    now = coord.clock()
-    if row.last_used_at is None or now - row.last_used_at > _LAST_USED_PRECISION_S:
-        async with coord.db.write() as conn:
-            await conn.execute(update(KEYS).where(KEYS.c.id == row.id).values(last_used_at=now))
-    return Principal(key_id=row.id, role=Role(row.role))
-
-
 async def ensure_admin_key(coord: Coordinator, configured: str | None) -> str | None:
     """Make sure an admin key exists. Returns a newly generated secret to show once, or None."""
     now = coord.clock()
     async with coord.db.write() as conn:
         if configured:
-            exists = (
-                await conn.execute(select(KEYS.c.id).where(KEYS.c.hash == hash_key(configured)))
-            ).first()
-            if exists is None:
-                await insert_key(conn, configured, Role.ADMIN, "bootstrap (TASKPOST_ADMIN_KEY)", now)
+            await _ensure_configured(conn, coord, configured, now)
             return None
         admins = (
             await conn.execute(select(func.count()).select_from(KEYS).where(KEYS.c.role == Role.ADMIN.value))
@@ -129,12 +130,62 @@ async def ensure_admin_key(coord: Coordinator, configured: str | None) -> str | 
         return raw
 
 
+async def _ensure_configured(conn: AsyncConnection, coord: Coordinator, raw: str, now: float) -> None:
+    """Store TASKPOST_ADMIN_KEY with scrypt, unless it is there already (even revoked)."""
+    digest = key_hashes.sha256_hex(raw)
+    legacy = (
+        await conn.execute(
+            select(KEYS.c.id).where(KEYS.c.hash == digest, KEYS.c.hash_scheme == key_hashes.SHA256)
+        )
+    ).first()
+    if legacy is not None:
+        # An earlier version kept it as a plain SHA-256 with its first characters as the prefix.
+        salt, hashed = await key_hashes.scrypt_new(raw)
+        await conn.execute(
+            update(KEYS)
+            .where(KEYS.c.id == legacy.id)
+            .values(
+                hash=hashed,
+                hash_scheme=key_hashes.SCRYPT,
+                salt=salt,
+                prefix=CONFIGURED_PREFIX + legacy.id[:8],
+            )
+        )
+        coord.verified_keys[digest] = legacy.id
+        return
+    scrypt_rows = await conn.execute(
+        select(KEYS.c.id, KEYS.c.salt, KEYS.c.hash).where(KEYS.c.hash_scheme == key_hashes.SCRYPT)
+    )
+    for row in scrypt_rows.all():
+        if await key_hashes.scrypt_matches(raw, row.salt, row.hash):
+            coord.verified_keys[digest] = row.id
+            return
+    key_id = str(uuid.uuid4())
+    salt, hashed = await key_hashes.scrypt_new(raw)
+    await conn.execute(
+        insert(KEYS).values(
+            id=key_id,
+            prefix=CONFIGURED_PREFIX + key_id[:8],
+            hash=hashed,
+            hash_scheme=key_hashes.SCRYPT,
+            salt=salt,
+            role=Role.ADMIN.value,
+            name="bootstrap (TASKPOST_ADMIN_KEY)",
+            namespaces="[]",
+            created_at=now,
+        )
+    )
+    coord.verified_keys[digest] = key_id
+
+
 def _public(row: Any) -> KeyPublic:
+    role = Role(row.role)
     return KeyPublic(
         id=row.id,
         prefix=row.prefix,
-        role=Role(row.role),
+        role=role,
         name=row.name,
+        namespaces=list(namespaces_of(role, row.namespaces)),
         created_at=require_datetime(row.created_at),
         last_used_at=to_datetime(row.last_used_at),
         revoked_at=to_datetime(row.revoked_at),

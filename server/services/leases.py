@@ -1,14 +1,12 @@
-"""Agent-side task operations: claim under a lease, heartbeat, complete, release.
+"""Agent-side task operations under a lease: heartbeat, complete, release, task files.
 
 Every operation that touches a running task checks its lease token; a token that is not the
-task's live lease is stale. Completions are idempotent for the token that completed the task.
+task's live lease is stale. Completions are idempotent for the token that ended the attempt,
+whether it succeeded or failed. (Claims, which hand leases out, are in server.services.claims.)
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,13 +14,10 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import (
-    ClaimedTask,
-    ClaimResponse,
     CompletionAck,
     HeartbeatResponse,
     JobState,
     Outcome,
-    Priority,
     TaskCompletion,
     TaskLeaseStatus,
     TaskProgress,
@@ -40,9 +35,7 @@ from server.services.transitions import (
     after_failure,
 )
 
-logger = logging.getLogger(__name__)
-
-_LEASE_COLUMNS = (*ATTEMPT_COLUMNS, JOBS.c.state, JOBS.c.inputs, JOBS.c.outputs)
+_LEASE_COLUMNS = (*ATTEMPT_COLUMNS, JOBS.c.state, JOBS.c.last_lease_token, JOBS.c.inputs, JOBS.c.outputs)
 
 
 async def _lease_rows(conn: AsyncConnection, coord: Coordinator, job_ids: Sequence[str]) -> dict[str, Any]:
@@ -56,92 +49,10 @@ def _holds_lease(row: Any, token: str) -> bool:
     return row is not None and row.state == JobState.PROCESSING.value and row.lease_token == token
 
 
-async def claim(coord: Coordinator, route: WorkerRoute, max_tasks: int) -> list[ClaimedTask]:
-    """Lease up to ``max_tasks`` queued jobs this agent may run, best priority first."""
-    if max_tasks <= 0 or route.draining:
-        return []
-    now = coord.clock()
-    lease_expires_at = now + coord.settings.lease_s
-    params: dict[str, Any] = {
-        "worker_id": route.worker_id,
-        "now": now,
-        "lease_expires_at": lease_expires_at,
-        "limit": min(max_tasks, coord.settings.claim_batch_cap),
-        "worker_type": route.worker_type,
-    }
-    params.update({f"type_{i}": task_type for i, task_type in enumerate(route.task_types)})
-    if route.labels:
-        params["worker_labels"] = json.dumps(list(route.labels))
-    statement = coord.db.dialect.claim_statement(
-        type_count=len(route.task_types), with_labels=bool(route.labels)
-    )
-    async with coord.db.write() as conn:
-        rows = (await conn.execute(statement, params)).all()
-        await workers.touch(conn, coord, route, now)
-    tasks = [_claimed(row, lease_expires_at) for row in rows]
-    tasks.sort(key=lambda task: -task.priority.rank)
-    return tasks
-
-
-def _claimed(row: Any, lease_expires_at: float) -> ClaimedTask:
-    return ClaimedTask(
-        job_id=row.id,
-        type=row.type,
-        params=row.params,
-        meta=row.meta,
-        priority=Priority.from_rank(row.priority),
-        attempt=row.attempts,
-        max_attempts=row.max_attempts,
-        timeout_s=row.timeout_s,
-        lease_token=row.lease_token,
-        lease_expires_at=require_datetime(lease_expires_at),
-        inputs=[{"name": f["name"], "size": f["size"], "sha256": f["sha256"]} for f in row.inputs],
-    )
-
-
-async def claim_with_wait(
-    coord: Coordinator, route: WorkerRoute, max_tasks: int, wait_s: float | None
-) -> list[ClaimedTask]:
-    """Claim, holding the request (long poll) until work arrives or the hold runs out.
-
-    Once the coordinator is stopping (its notifier closed) nothing more is handed out: the
-    claim answers at once with no tasks, so the server can stop without cutting requests off.
-    """
-    hold = coord.settings.long_poll_s if wait_s is None else min(wait_s, coord.settings.long_poll_s)
-    deadline = time.monotonic() + hold
-    while True:
-        if coord.notifier.closed:
-            return []
-        seen = coord.notifier.version
-        tasks = await claim(coord, route, max_tasks)
-        remaining = deadline - time.monotonic()
-        if tasks or remaining <= 0 or max_tasks <= 0 or route.draining:
-            return tasks
-        logger.debug(
-            "holding a claim for up to %.1f s",
-            remaining,
-            extra={"worker_id": route.worker_id, "action": "long_poll"},
-        )
-        await coord.notifier.wait(seen, remaining)
-
-
-async def claim_request(
-    coord: Coordinator,
-    route: WorkerRoute,
-    max_tasks: int,
-    wait_s: float | None,
-    completions: list[TaskCompletion],
-) -> ClaimResponse:
-    acks = await complete(coord, route.worker_id, completions) if completions else []
-    # An agent that just reported results should not sit in a long poll with nothing to show.
-    tasks = await claim_with_wait(coord, route, max_tasks, 0 if acks else wait_s)
-    return ClaimResponse(tasks=tasks, acks=acks, drain=route.draining)
-
-
 async def complete(
     coord: Coordinator, worker_id: str, completions: list[TaskCompletion]
 ) -> list[CompletionAck]:
-    """Apply the end of attempts; stale ones are recorded and refused."""
+    """Apply the end of attempts; stale ones are refused (and recorded, for this agent's jobs)."""
     now = coord.clock()
     acks: list[CompletionAck] = []
     succeeded: list[dict[str, Any]] = []
@@ -150,6 +61,8 @@ async def complete(
     requeued = False
     async with coord.db.write() as conn:
         rows = await _lease_rows(conn, coord, [c.job_id for c in completions])
+        stale_ids = {c.job_id for c in completions if c.job_id in rows and _is_stale(rows[c.job_id], c)}
+        ran_here = await events.jobs_with_worker(conn, stale_ids, worker_id) if stale_ids else set()
         for completion in completions:
             row: Any = rows.get(completion.job_id)
             if row is None:
@@ -162,16 +75,19 @@ async def complete(
                     )
                 )
                 continue
-            if row.lease_token != completion.lease_token:
-                log.append(
-                    events.Event(
-                        row.id,
-                        "stale_completion_refused",
-                        row.attempts,
-                        worker_id,
-                        f"outcome {completion.outcome.value}",
+            if _is_stale(row, completion):
+                # Any worker key may send any job id: only an agent that ran the job gets its
+                # refusal recorded, so that no key can write events on other agents' jobs.
+                if row.worker_id == worker_id or row.id in ran_here:
+                    log.append(
+                        events.Event(
+                            row.id,
+                            "stale_completion_refused",
+                            row.attempts,
+                            worker_id,
+                            f"outcome {completion.outcome.value}",
+                        )
                     )
-                )
                 acks.append(
                     CompletionAck(
                         job_id=row.id,
@@ -182,8 +98,9 @@ async def complete(
                     )
                 )
                 continue
-            if row.state != JobState.PROCESSING.value:
-                acks.append(CompletionAck(job_id=row.id, accepted=True, state=row.state))  # a resend
+            if row.state != JobState.PROCESSING.value or row.lease_token != completion.lease_token:
+                # A resend of a completion already applied (succeeded, cancelled or failed).
+                acks.append(CompletionAck(job_id=row.id, accepted=True, state=row.state))
                 continue
             state, values = _completion_values(row, completion, now)
             if state is JobState.COMPLETED:
@@ -191,6 +108,8 @@ async def complete(
                     {"b_id": row.id, "b_token": completion.lease_token, "b_result": completion.result}
                 )
             else:
+                if state is not JobState.CANCELLED:
+                    values["last_lease_token"] = completion.lease_token
                 other_updates.append((row.id, completion.lease_token, values))
                 log.append(
                     events.Event(
@@ -213,6 +132,11 @@ async def complete(
     if requeued:
         coord.notifier.notify()
     return acks
+
+
+def _is_stale(row: Any, completion: TaskCompletion) -> bool:
+    """Neither the live lease nor the one whose failure the agent already reported."""
+    return completion.lease_token not in (row.lease_token, row.last_lease_token)
 
 
 _COMPLETE_STATEMENT = (

@@ -12,12 +12,15 @@ from server.services import workers
 from server.services.jobs import JOBS
 
 
-async def stats(coord: Coordinator) -> Stats:
+async def stats(coord: Coordinator, scope: str | None = None) -> Stats:
+    """Counts of ``scope``'s jobs (None: every namespace) and the agents that serve it."""
     query = (
         select(JOBS.c.type, JOBS.c.priority, JOBS.c.state, func.count())
         .group_by(JOBS.c.type, JOBS.c.priority, JOBS.c.state)
         .order_by(JOBS.c.type, JOBS.c.priority.desc(), JOBS.c.state)
     )
+    if scope is not None:
+        query = query.where(JOBS.c.namespace == scope)
     async with coord.db.read() as conn:
         rows = (await conn.execute(query)).all()
     counts = [
@@ -27,4 +30,5 @@ async def stats(coord: Coordinator) -> Stats:
     totals: Counter[str] = Counter()
     for entry in counts:
         totals[entry.state] += entry.count
-    return Stats(counts=counts, totals=dict(totals), workers=await workers.list_workers(coord))
+    agents = await workers.list_workers(coord, namespace=scope)
+    return Stats(counts=counts, totals=dict(totals), workers=agents)

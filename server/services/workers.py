@@ -8,17 +8,21 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol import Cadence, WorkerPublic, WorkerRegister, WorkerRegistered, WorkerType
+from protocol import Cadence, JobState, Role, WorkerPublic, WorkerRegister, WorkerRegistered, WorkerType
 from server.coordinator import Coordinator, WorkerRoute
 from server.db.models import Worker
 from server.errors import Forbidden, WorkerNotFound
+from server.services import job_types
 from server.services.convert import require_datetime
-from server.services.jobs import JOB_TYPES, JOBS
+from server.services.jobs import JOBS
+from server.services.keys import KEYS, namespaces_of
 
 WORKERS = Worker.__table__  # type: ignore[attr-defined]
 
 # Writing last_seen_at on every claim would put a write on the hot path for nothing.
 _LAST_SEEN_PRECISION_S = 2.0
+# The job types' last_seen_at only has to be good to a small part of their retention (days).
+_TYPES_SEEN_PRECISION_S = 300.0
 
 
 def cadence(coord: Coordinator) -> Cadence:
@@ -31,6 +35,7 @@ def cadence(coord: Coordinator) -> Cadence:
 
 
 async def register(coord: Coordinator, request: WorkerRegister, key_id: str | None) -> WorkerRegistered:
+    job_types.check_declared(request.task_types)
     now = coord.clock()
     worker_id = str(uuid.uuid4())
     task_types = sorted(set(request.task_types))
@@ -52,11 +57,7 @@ async def register(coord: Coordinator, request: WorkerRegister, key_id: str | No
                 key_id=key_id,
             )
         )
-        known = set((await conn.execute(select(JOB_TYPES.c.name))).scalars())
-        new_types = [{"name": t, "first_seen_at": now} for t in task_types if t not in known]
-        if new_types:
-            await conn.execute(insert(JOB_TYPES), new_types)
-    coord.known_job_types.update(task_types)
+        await job_types.record_seen(conn, coord, task_types, now)
     coord.workers[worker_id] = WorkerRoute(
         worker_id=worker_id,
         key_id=key_id,
@@ -64,6 +65,7 @@ async def register(coord: Coordinator, request: WorkerRegister, key_id: str | No
         task_types=tuple(task_types),
         labels=tuple(labels),
         last_seen_written=now,
+        types_seen_written=now,
     )
     return WorkerRegistered(worker_id=worker_id, cadence=cadence(coord))
 
@@ -85,6 +87,7 @@ async def route_for(coord: Coordinator, worker_id: str, key_id: str | None, is_a
             task_types=tuple(row.task_types),
             labels=tuple(row.labels),
             draining=row.draining,
+            last_seen_written=row.last_seen_at,
         )
         coord.workers[worker_id] = route
     if not is_admin and route.key_id is not None and route.key_id != key_id:
@@ -98,6 +101,9 @@ async def touch(
     if force or now - route.last_seen_written >= _LAST_SEEN_PRECISION_S:
         await conn.execute(update(WORKERS).where(WORKERS.c.id == route.worker_id).values(last_seen_at=now))
         route.last_seen_written = now
+    if now - route.types_seen_written >= _TYPES_SEEN_PRECISION_S:
+        await job_types.record_seen(conn, coord, route.task_types, now)
+        route.types_seen_written = now
 
 
 async def deregister(coord: Coordinator, route: WorkerRoute) -> None:
@@ -120,18 +126,36 @@ async def set_draining(coord: Coordinator, worker_id: str, draining: bool) -> Wo
     return next(w for w in await list_workers(coord, include_gone=True) if w.id == worker_id)
 
 
-async def list_workers(coord: Coordinator, include_gone: bool = False) -> list[WorkerPublic]:
+async def list_workers(
+    coord: Coordinator, include_gone: bool = False, namespace: str | None = None
+) -> list[WorkerPublic]:
+    """The agents; with ``namespace``, only those whose key serves it, counting only its tasks."""
     now = coord.clock()
-    query = select(WORKERS).order_by(WORKERS.c.registered_at)
+    query = (
+        select(WORKERS, KEYS.c.role.label("key_role"), KEYS.c.namespaces.label("key_namespaces"))
+        .outerjoin(KEYS, KEYS.c.id == WORKERS.c.key_id)
+        .order_by(WORKERS.c.registered_at)
+    )
     if not include_gone:
         query = query.where(WORKERS.c.deregistered_at.is_(None))
-    running_query = (
-        select(JOBS.c.worker_id, func.count()).where(JOBS.c.state == "processing").group_by(JOBS.c.worker_id)
-    )
+    running_query = select(JOBS.c.worker_id, func.count()).where(JOBS.c.state == JobState.PROCESSING.value)
+    if namespace is not None:
+        running_query = running_query.where(JOBS.c.namespace == namespace)
+    running_query = running_query.group_by(JOBS.c.worker_id)
     async with coord.db.read() as conn:
         rows = (await conn.execute(query)).all()
         running = {worker_id: count for worker_id, count in await conn.execute(running_query)}
+    if namespace is not None:
+        rows = [row for row in rows if _serves(row, namespace)]
     return [_public(row, running.get(row.id, 0), now, coord.settings.worker_gone_s) for row in rows]
+
+
+def _serves(row: Any, namespace: str) -> bool:
+    """Whether the agent's key may claim ``namespace``'s jobs (a key restricted to none serves all)."""
+    if row.key_role != Role.WORKER.value:
+        return True  # registered with an admin key: it claims from every namespace
+    served = namespaces_of(Role.WORKER, row.key_namespaces)
+    return not served or namespace in served
 
 
 def _public(row: Any, running: int, now: float, gone_after_s: float) -> WorkerPublic:

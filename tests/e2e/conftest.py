@@ -14,7 +14,7 @@ import pytest
 from protocol import API_PREFIX
 from taskpost.launch import ChildProcess, child_env, free_port, wait_healthy, wait_until
 
-ADMIN_KEY = "e2e-admin-key"
+ADMIN_KEY = "e2e-admin-key-at-least-32-characters"
 __all__ = ["ADMIN_KEY", "Cluster", "wait_until"]
 
 # Short cadences so that lease expiry and heartbeats happen within a test's patience.

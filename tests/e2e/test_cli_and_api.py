@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from tests.e2e.conftest import Cluster, wait_until
+from tests.e2e.conftest import ADMIN_KEY, Cluster, wait_until
 
 pytestmark = [pytest.mark.e2e]
 
@@ -34,7 +34,7 @@ def test_keys_created_and_revoked_from_the_cli_work_at_once(cluster: Cluster) ->
     assert revoked.returncode == 0, revoked.stderr
     assert client.get("/jobs").status_code == 401
     over_http = taskpost(
-        cluster, "keys", "list", "--json", "--server-url", cluster.url, "--api-key", "e2e-admin-key"
+        cluster, "keys", "list", "--json", "--server-url", cluster.url, "--api-key", ADMIN_KEY
     )
     assert next(k for k in json.loads(over_http.stdout) if k["id"] == mine["id"])["revoked_at"] is not None
 
@@ -48,7 +48,7 @@ def test_info_shows_queues_and_agents(cluster: Cluster) -> None:
     assert {"type": "noop", "priority": "high", "state": "completed", "count": 1} in stats["counts"]
     [worker] = stats["workers"]
     assert worker["name"] == "info-agent" and worker["labels"] == ["eu", "fast"]
-    text = taskpost(cluster, "info", "--server-url", cluster.url, "--api-key", "e2e-admin-key").stdout
+    text = taskpost(cluster, "info", "--server-url", cluster.url, "--api-key", ADMIN_KEY).stdout
     assert "info-agent" in text and "noop" in text
     log = agent.output()
     assert "Waiting for tasks" in log

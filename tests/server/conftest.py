@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from protocol import API_PREFIX
 from server.app import create_app
@@ -20,7 +22,7 @@ from server.coordinator import Coordinator
 from server.services import reaper
 from server.settings import Settings
 
-ADMIN_KEY = "test-admin-key"
+ADMIN_KEY = "test-admin-key-at-least-32-characters-long"
 
 
 class ManualClock:
@@ -37,14 +39,24 @@ class ManualClock:
 class Api:
     """A test client that speaks the protocol with a key of each role."""
 
-    def __init__(self, client: httpx.AsyncClient, coord: Coordinator, clock: ManualClock) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, coord: Coordinator, clock: ManualClock, app: FastAPI
+    ) -> None:
         self.http = client
         self.coord = coord
         self.clock = clock
+        self.app = app
         self.keys: dict[str, str] = {"admin": ADMIN_KEY}
 
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
+
+    async def new_key(self, role: str, *namespaces: str) -> dict[str, str]:
+        """Auth headers of a fresh key of ``role`` with ``namespaces``."""
+        body = {"role": role, "namespaces": list(namespaces)}
+        response = await self.http.post(f"{API_PREFIX}/keys", json=body, headers=self.auth("admin"))
+        assert response.status_code == 201, response.text
+        return {"Authorization": f"Bearer {response.json()['key']}"}
 
     async def make_key(self, role: str) -> str:
         response = await self.http.post(f"{API_PREFIX}/keys", json={"role": role}, headers=self.auth("admin"))
@@ -53,15 +65,19 @@ class Api:
         self.keys.setdefault(role, key)
         return key
 
-    async def submit(self, expect: int = 201, **spec: Any) -> dict[str, Any]:
+    async def submit(
+        self, expect: int = 201, headers: dict[str, str] | None = None, **spec: Any
+    ) -> dict[str, Any]:
         spec.setdefault("type", "noop")
-        response = await self.http.post(f"{API_PREFIX}/jobs", json=spec, headers=self.auth("client"))
+        response = await self.http.post(
+            f"{API_PREFIX}/jobs", json=spec, headers=headers or self.auth("client")
+        )
         assert response.status_code == expect, response.text
         body: dict[str, Any] = response.json()
         return body["job"] if expect in (200, 201) else body
 
-    async def job(self, job_id: str) -> dict[str, Any]:
-        response = await self.http.get(f"{API_PREFIX}/jobs/{job_id}", headers=self.auth("client"))
+    async def job(self, job_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        response = await self.http.get(f"{API_PREFIX}/jobs/{job_id}", headers=headers or self.auth("client"))
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
@@ -72,22 +88,27 @@ class Api:
         body: list[dict[str, Any]] = response.json()
         return body
 
-    async def register(self, **body: Any) -> str:
+    async def register(self, headers: dict[str, str] | None = None, **body: Any) -> str:
         body.setdefault("task_types", ["noop"])
         response = await self.http.post(
-            f"{API_PREFIX}/workers/register", json=body, headers=self.auth("worker")
+            f"{API_PREFIX}/workers/register", json=body, headers=headers or self.auth("worker")
         )
         assert response.status_code == 201, response.text
         worker_id: str = response.json()["worker_id"]
         return worker_id
 
     async def claim(
-        self, worker_id: str, max_tasks: int = 1, wait_s: float = 0, **extra: Any
+        self,
+        worker_id: str,
+        max_tasks: int = 1,
+        wait_s: float = 0,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> list[dict[str, Any]]:
         response = await self.http.post(
             f"{API_PREFIX}/workers/{worker_id}/claim",
             json={"max_tasks": max_tasks, "wait_s": wait_s, **extra},
-            headers=self.auth("worker"),
+            headers=headers or self.auth("worker"),
         )
         if response.status_code == 204:
             return []
@@ -96,7 +117,12 @@ class Api:
         return tasks
 
     async def complete(
-        self, worker_id: str, task: dict[str, Any], outcome: str = "succeeded", **extra: Any
+        self,
+        worker_id: str,
+        task: dict[str, Any],
+        outcome: str = "succeeded",
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
         completion = {
             "job_id": task["job_id"],
@@ -107,7 +133,7 @@ class Api:
         response = await self.http.post(
             f"{API_PREFIX}/workers/{worker_id}/complete",
             json={"completions": [completion]},
-            headers=self.auth("worker"),
+            headers=headers or self.auth("worker"),
         )
         assert response.status_code == 200, response.text
         ack: dict[str, Any] = response.json()["acks"][0]
@@ -147,10 +173,9 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def make_settings(data_dir: Path) -> Settings:
     return Settings(
-        data_dir=tmp_path / "data",
+        data_dir=data_dir,
         admin_key=ADMIN_KEY,
         lease_s=30,
         long_poll_s=5,
@@ -160,15 +185,29 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-async def api(settings: Settings, clock: ManualClock) -> AsyncIterator[Api]:
+@asynccontextmanager
+async def running_api(
+    settings: Settings, clock: ManualClock, client_address: str = "127.0.0.1"
+) -> AsyncIterator[Api]:
+    """A started coordinator app and an Api on it, with a client and a worker key made."""
     coord = Coordinator.from_settings(settings)
     coord.clock = clock
     app = create_app(settings, coord)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, client=(client_address, 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://coordinator") as client:
-            api = Api(client, coord, clock)
+            api = Api(client, coord, clock, app)
             await api.make_key("client")
             await api.make_key("worker")
             yield api
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture
+async def api(settings: Settings, clock: ManualClock) -> AsyncIterator[Api]:
+    async with running_api(settings, clock) as api:
+        yield api

@@ -8,7 +8,7 @@ import pytest
 
 from protocol import API_PREFIX, Role
 from server.coordinator import Coordinator
-from server.services import keys
+from server.services import keys, principals
 from server.settings import Settings
 from tests.server.conftest import Api
 
@@ -92,7 +92,7 @@ async def test_first_start_generates_one_admin_key(tmp_path: Path) -> None:
         await coord.db.create_schema()
         generated = await keys.ensure_admin_key(coord, None)
         assert generated is not None
-        assert (await keys.authenticate(coord, generated)).role is Role.ADMIN
+        assert (await principals.authenticate(coord, generated)).role is Role.ADMIN
         assert await keys.ensure_admin_key(coord, None) is None  # shown once, never again
     finally:
         await coord.db.close()

@@ -42,7 +42,7 @@ class _HoldSeen(logging.Handler):
 
 @pytest.fixture
 def hold_seen() -> Iterator[_HoldSeen]:
-    logger = logging.getLogger("server.services.leases")
+    logger = logging.getLogger("server.services.claims")
     handler, level = _HoldSeen(), logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)

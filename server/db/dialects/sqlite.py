@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.selectable import TextualSelect
+from sqlmodel import SQLModel
 
 from server.db.dialects.base import CLAIM_RETURNING, CLAIM_RETURNING_SQL
+from server.db.dialects.sqlite_upgrade import upgrade_tables
 
 _WRITE_OPTION = "taskpost_write"
 
@@ -26,7 +28,7 @@ class SqliteDialect:
         # SQLite has one writer; queueing writers here is cheaper than letting them spin on
         # SQLITE_BUSY. Other processes (the CLI) are covered by busy_timeout.
         self._write_lock = asyncio.Lock()
-        self._claim_cache: dict[tuple[int, bool], TextualSelect] = {}
+        self._claim_cache: dict[tuple[int, bool, int], TextualSelect] = {}
 
     def prepare_engine(self, engine: AsyncEngine) -> None:
         sync_engine = engine.sync_engine
@@ -54,17 +56,28 @@ class SqliteDialect:
             async with conn.begin():
                 yield conn
 
-    def claim_statement(self, *, type_count: int, with_labels: bool) -> TextualSelect:
-        cache_key = (type_count, with_labels)
+    def claim_statement(self, *, type_count: int, with_labels: bool, namespace_count: int) -> TextualSelect:
+        cache_key = (type_count, with_labels, namespace_count)
         statement = self._claim_cache.get(cache_key)
         if statement is None:
-            statement = text(_claim_sql(type_count, with_labels)).columns(*CLAIM_RETURNING)
+            sql = _claim_sql(type_count, with_labels, namespace_count)
+            statement = text(sql).columns(*CLAIM_RETURNING)
             self._claim_cache[cache_key] = statement
         return statement
 
+    def upgrade_schema(self, conn: Connection) -> list[str]:
+        return upgrade_tables(conn, SQLModel.metadata)
 
-def _claim_sql(type_count: int, with_labels: bool) -> str:
+
+def _claim_sql(type_count: int, with_labels: bool, namespace_count: int) -> str:
     types = ", ".join(f":type_{i}" for i in range(type_count))
+    if namespace_count:
+        # The unary + keeps SQLite from walking the namespace index instead of ix_jobs_claim,
+        # which would need a sort for the ORDER BY: the namespace only filters the rows.
+        names = ", ".join(f":namespace_{i}" for i in range(namespace_count))
+        namespaces = f"+j.namespace IN ({names})"
+    else:
+        namespaces = "1"
     if with_labels:
         labels = (
             "(j.labels = '[]' OR NOT EXISTS (SELECT 1 FROM json_each(j.labels) AS l"
@@ -90,6 +103,7 @@ WHERE seq IN (
       AND j.type IN ({types})
       AND (j.worker_type IS NULL OR j.worker_type = :worker_type)
       AND {labels}
+      AND {namespaces}
     ORDER BY j.priority DESC, j.seq
     LIMIT :limit
 )

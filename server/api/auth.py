@@ -1,0 +1,145 @@
+"""Authentication before anything else: a pure ASGI middleware in front of every ``/api/v1`` route.
+
+It reads the key from the request's headers only, so an unauthenticated request is answered
+(401, or 429 past the failure limit) before one byte of its body is read or parsed. The caller's
+``Principal`` goes into the ASGI scope, where ``server.api.deps`` picks it up.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from protocol import API_PREFIX
+from server.api.errors import error_response
+from server.coordinator import Coordinator
+from server.errors import TooManyAuthFailures
+from server.services import principals
+
+logger = logging.getLogger(__name__)
+
+PRINCIPAL_SCOPE_KEY = "taskpost.principal"
+"""Where the middleware leaves the authenticated ``Principal`` in the request's scope."""
+
+
+class AuthFailureLimiter:
+    """A token bucket per client address, spent by failed authentications.
+
+    An address with an empty bucket is refused before its key is even looked at: answering 429
+    to a wrong key but 200 to a right one would let a guesser carry on at full speed.
+    """
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_addresses: int = 10_000,
+    ) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = float(burst)
+        self._clock = clock
+        self._max_addresses = max_addresses
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        """address -> (tokens, when counted); an address not here has a full bucket."""
+
+    def _tokens(self, address: str, now: float) -> float:
+        tokens, at = self._buckets.get(address, (self.burst, now))
+        return min(self.burst, tokens + (now - at) * self.rate_per_s)
+
+    def retry_after_s(self, address: str) -> float | None:
+        """None when ``address`` may try a key now, else how long it has to wait."""
+        tokens = self._tokens(address, self._clock())
+        if tokens >= 1:
+            return None
+        return (1 - tokens) / self.rate_per_s
+
+    def record_failure(self, address: str) -> bool:
+        """Spend one token; True when this failure used the last one."""
+        now = self._clock()
+        tokens = self._tokens(address, now) - 1
+        self._buckets[address] = (tokens, now)
+        self._buckets.move_to_end(address)
+        while len(self._buckets) > self._max_addresses:
+            self._buckets.popitem(last=False)
+        return tokens < 1
+
+
+class AuthMiddleware:
+    """Authenticates every request under ``/api/v1`` from its headers, before the app runs."""
+
+    def __init__(self, app: ASGIApp, coordinator: Coordinator, prefix: str = API_PREFIX) -> None:
+        self.app = app
+        self.coordinator = coordinator
+        self.prefix = prefix
+        settings = coordinator.settings
+        self.limiter = AuthFailureLimiter(settings.auth_failure_rate_per_s, settings.auth_failure_burst)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not (path == self.prefix or path.startswith(self.prefix + "/")):
+            await self.app(scope, receive, send)
+            return
+        address = _peer(scope)
+        wait_s = self.limiter.retry_after_s(address)
+        if wait_s is not None:
+            retry_after = str(max(1, math.ceil(wait_s)))
+            response = error_response(
+                TooManyAuthFailures.status_code,
+                TooManyAuthFailures.code,
+                TooManyAuthFailures.__doc__ or "",
+                headers={"Retry-After": retry_after},
+            )
+            await response(scope, receive, send)
+            return
+        try:
+            principal = await principals.authenticate(self.coordinator, _raw_key(scope))
+        except principals.AuthenticationFailed as exc:
+            self._log_failure(address, exc.reason)
+            response = error_response(
+                exc.status_code, exc.code, exc.message, headers={"WWW-Authenticate": "Bearer"}
+            )
+            await response(scope, receive, send)
+            return
+        scope[PRINCIPAL_SCOPE_KEY] = principal
+        await self.app(scope, receive, send)
+
+    def _log_failure(self, address: str, reason: str) -> None:
+        # The reason names a known key by its stored prefix at most, never by what was sent.
+        logger.warning(
+            "authentication failed from %s: %s",
+            address,
+            reason,
+            extra={"client": address, "reason": reason, "action": "auth_failed"},
+        )
+        if self.limiter.record_failure(address):
+            logger.warning(
+                "too many failed authentications from %s: refusing its requests with 429 for now",
+                address,
+                extra={"client": address, "action": "auth_rate_limited"},
+            )
+
+
+def _peer(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _raw_key(scope: Scope) -> str | None:
+    authorization: str | None = None
+    x_api_key: str | None = None
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+        elif name == b"x-api-key":
+            x_api_key = value.decode("latin-1")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return x_api_key.strip() if x_api_key else None

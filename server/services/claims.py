@@ -1,0 +1,181 @@
+"""Claims: lease queued jobs to an agent, holding the request (long poll) while nothing is queued.
+
+Each claimed task is decoded and serialised inside the claim's transaction. A row that cannot
+be (text stored by an earlier version that is not valid UTF-8, or JSON that does not parse) is
+set dead with the error kind ``corrupt_row`` in that same transaction, and the other tasks are
+handed out; any other failure rolls the whole claim back, leaving nothing leased.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from protocol import ClaimedTask, ClaimResponse, JobState, Priority, TaskCompletion
+from server.coordinator import Coordinator, WorkerRoute
+from server.services import events, workers
+from server.services.convert import require_datetime
+from server.services.jobs import JOBS
+from server.services.leases import complete
+
+logger = logging.getLogger(__name__)
+
+CORRUPT_ROW = "corrupt_row"
+
+
+async def claim(
+    coord: Coordinator, route: WorkerRoute, max_tasks: int, namespaces: tuple[str, ...] = ()
+) -> list[ClaimedTask]:
+    """Lease up to ``max_tasks`` queued jobs this agent may run, best priority first.
+
+    ``namespaces``: those the agent's key may claim from (empty: all), as read from the key on
+    this request.
+    """
+    if max_tasks <= 0 or route.draining:
+        return []
+    while True:
+        tasks, corrupt = await _claim_once(coord, route, max_tasks, namespaces)
+        # Rows set dead as corrupt are out of the queue now: try again rather than hold an
+        # empty claim while healthy jobs wait.
+        if tasks or not corrupt:
+            tasks.sort(key=lambda task: -task.priority.rank)
+            return tasks
+
+
+async def _claim_once(
+    coord: Coordinator, route: WorkerRoute, max_tasks: int, namespaces: tuple[str, ...]
+) -> tuple[list[ClaimedTask], int]:
+    now = coord.clock()
+    lease_expires_at = now + coord.settings.lease_s
+    params: dict[str, Any] = {
+        "worker_id": route.worker_id,
+        "now": now,
+        "lease_expires_at": lease_expires_at,
+        "limit": min(max_tasks, coord.settings.claim_batch_cap),
+        "worker_type": route.worker_type,
+    }
+    params.update({f"type_{i}": task_type for i, task_type in enumerate(route.task_types)})
+    params.update({f"namespace_{i}": name for i, name in enumerate(namespaces)})
+    if route.labels:
+        params["worker_labels"] = json.dumps(list(route.labels))
+    statement = coord.db.dialect.claim_statement(
+        type_count=len(route.task_types), with_labels=bool(route.labels), namespace_count=len(namespaces)
+    )
+    async with coord.db.write() as conn:
+        rows = (await conn.execute(statement, params)).all()
+        tasks: list[ClaimedTask] = []
+        corrupt = 0
+        for row in rows:
+            task = _sendable_task(row, lease_expires_at)
+            if task is None:
+                await _set_corrupt_row_dead(conn, row, route.worker_id, now)
+                corrupt += 1
+            else:
+                tasks.append(task)
+        await workers.touch(conn, coord, route, now)
+    return tasks, corrupt
+
+
+def _sendable_task(row: Any, lease_expires_at: float) -> ClaimedTask | None:
+    """The task, if its stored values decode and encode; None for a corrupt row."""
+    try:
+        inputs = json.loads(row.inputs)
+        task = ClaimedTask(
+            job_id=row.id,
+            type=row.type,
+            params=json.loads(row.params),
+            meta=json.loads(row.meta),
+            priority=Priority.from_rank(row.priority),
+            attempt=row.attempts,
+            max_attempts=row.max_attempts,
+            timeout_s=row.timeout_s,
+            lease_token=row.lease_token,
+            lease_expires_at=require_datetime(lease_expires_at),
+            inputs=[{"name": f["name"], "size": f["size"], "sha256": f["sha256"]} for f in inputs],
+        )
+        task.model_dump_json()
+    except (ValueError, TypeError, KeyError) as exc:
+        # json.JSONDecodeError, pydantic's errors (ValidationError, PydanticSerializationError)
+        # and UnicodeError are all ValueErrors.
+        logger.error(
+            "job %s cannot be handed out (%s): set dead",
+            row.id,
+            type(exc).__name__,
+            extra={"job_id": row.id, "action": CORRUPT_ROW},
+        )
+        return None
+    return task
+
+
+async def _set_corrupt_row_dead(conn: AsyncConnection, row: Any, worker_id: str, now: float) -> None:
+    error = {
+        "message": "the job's stored parameters cannot be read or sent (text that is not valid UTF-8,"
+        " or JSON that does not parse), so no agent can run it",
+        "kind": CORRUPT_ROW,
+        "retryable": False,
+        "traceback": None,
+    }
+    await conn.execute(
+        update(JOBS)
+        .where(JOBS.c.id == row.id)
+        .values(
+            state=JobState.DEAD.value,
+            ended_at=now,
+            error=error,
+            lease_token=None,
+            lease_expires_at=None,
+            worker_id=None,
+        )
+    )
+    await events.record(
+        conn, [events.Event(row.id, CORRUPT_ROW, row.attempts, worker_id, "-> dead; not handed out")], now
+    )
+
+
+async def claim_with_wait(
+    coord: Coordinator,
+    route: WorkerRoute,
+    max_tasks: int,
+    wait_s: float | None,
+    namespaces: tuple[str, ...] = (),
+) -> list[ClaimedTask]:
+    """Claim, holding the request (long poll) until work arrives or the hold runs out.
+
+    Once the coordinator is stopping (its notifier closed) nothing more is handed out: the
+    claim answers at once with no tasks, so the server can stop without cutting requests off.
+    """
+    hold = coord.settings.long_poll_s if wait_s is None else min(wait_s, coord.settings.long_poll_s)
+    deadline = time.monotonic() + hold
+    while True:
+        if coord.notifier.closed:
+            return []
+        seen = coord.notifier.version
+        tasks = await claim(coord, route, max_tasks, namespaces)
+        remaining = deadline - time.monotonic()
+        if tasks or remaining <= 0 or max_tasks <= 0 or route.draining:
+            return tasks
+        logger.debug(
+            "holding a claim for up to %.1f s",
+            remaining,
+            extra={"worker_id": route.worker_id, "action": "long_poll"},
+        )
+        await coord.notifier.wait(seen, remaining)
+
+
+async def claim_request(
+    coord: Coordinator,
+    route: WorkerRoute,
+    max_tasks: int,
+    wait_s: float | None,
+    completions: list[TaskCompletion],
+    namespaces: tuple[str, ...] = (),
+) -> ClaimResponse:
+    acks = await complete(coord, route.worker_id, completions) if completions else []
+    # An agent that just reported results should not sit in a long poll with nothing to show.
+    tasks = await claim_with_wait(coord, route, max_tasks, 0 if acks else wait_s, namespaces)
+    return ClaimResponse(tasks=tasks, acks=acks, drain=route.draining)

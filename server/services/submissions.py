@@ -1,0 +1,148 @@
+"""Submitting jobs: checks, inputs from uploads, idempotency keys (unique per namespace)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from protocol import FILES_ROOT_LABEL, LOCAL_PATH_PARAM, JobCreate, JobPublic, JobState, RetryPolicy
+from server.coordinator import Coordinator
+from server.errors import InvalidParams, UploadNotFound
+from server.services import job_types
+from server.services.job_rows import decoded, job_select, public_job
+from server.services.jobs import JOBS, UPLOADS
+
+
+def _check_local_path(spec: JobCreate) -> None:
+    """A job that names a file on an agent's machine must route to agents holding its root."""
+    local_path = spec.params.get(LOCAL_PATH_PARAM)
+    if local_path is None:
+        return
+    if not isinstance(local_path, str) or not PurePosixPath(local_path).is_absolute():
+        raise InvalidParams("params.local_path must be an absolute path", field="params.local_path")
+    roots = [
+        label.removeprefix(FILES_ROOT_LABEL) for label in spec.labels if label.startswith(FILES_ROOT_LABEL)
+    ]
+    if not any(PurePosixPath(local_path).is_relative_to(root) for root in roots):
+        raise InvalidParams(
+            f"a job with local_path must carry the label {FILES_ROOT_LABEL}<dir> of an agent's files root"
+            f' that contains it, e.g. labels: ["{FILES_ROOT_LABEL}{PurePosixPath(local_path).parent}"]',
+            field="labels",
+        )
+
+
+def _row_for(
+    coord: Coordinator, namespace: str, spec: JobCreate, inputs: list[dict[str, Any]], now: float
+) -> dict[str, Any]:
+    settings = coord.settings
+    policy = spec.retry or RetryPolicy(
+        base_s=settings.retry_base_s, factor=settings.retry_factor, cap_s=settings.retry_cap_s
+    )
+    return {
+        "id": str(uuid.uuid4()),
+        "namespace": namespace,
+        "type": spec.type,
+        "state": JobState.QUEUED.value,
+        "priority": spec.priority.rank,
+        "params": spec.params,
+        "meta": spec.meta,
+        "attempts": 0,
+        "max_attempts": spec.max_attempts or settings.default_max_attempts,
+        "timeout_s": spec.timeout_s if spec.timeout_s is not None else settings.default_timeout_s,
+        "total_timeout_s": spec.total_timeout_s,
+        "retry": policy.model_dump(),
+        "worker_type": spec.worker_type.value if spec.worker_type else None,
+        "labels": json.dumps(sorted(set(spec.labels))),
+        "idempotency_key": spec.idempotency_key,
+        "inputs": inputs,
+        "outputs": [],
+        "created_at": now,
+        "cancel_requested": False,
+    }
+
+
+async def _resolve_inputs(
+    conn: AsyncConnection, namespace: str, specs: list[JobCreate]
+) -> dict[str, dict[str, Any]]:
+    """The uploads the specs name; another namespace's upload is as unknown as a missing one."""
+    upload_ids = {ref.upload_id for spec in specs for ref in spec.inputs}
+    if not upload_ids:
+        return {}
+    rows = await conn.execute(
+        select(UPLOADS).where(UPLOADS.c.id.in_(upload_ids), UPLOADS.c.namespace == namespace)
+    )
+    found = {row.id: row._asdict() for row in rows}
+    for upload_id in sorted(upload_ids - found.keys()):
+        raise UploadNotFound(f"no upload has id {upload_id!r}: upload the file first", upload_id=upload_id)
+    return found
+
+
+def _inputs_of(spec: JobCreate, uploads: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    names = [ref.name for ref in spec.inputs]
+    if len(set(names)) != len(names):
+        raise InvalidParams("input names must be unique within a job", field="inputs")
+    return [
+        {
+            "name": ref.name,
+            "blob_key": uploads[ref.upload_id]["blob_key"],
+            "size": uploads[ref.upload_id]["size"],
+            "sha256": uploads[ref.upload_id]["sha256"],
+        }
+        for ref in spec.inputs
+    ]
+
+
+async def submit(coord: Coordinator, namespace: str, specs: list[JobCreate]) -> list[tuple[JobPublic, bool]]:
+    """Insert jobs into ``namespace``; a spec whose idempotency key exists there returns that job."""
+    await job_types.ensure_known(coord, {spec.type for spec in specs})
+    for spec in specs:
+        _check_local_path(spec)
+    now = coord.clock()
+    try:
+        results = await _submit_once(coord, namespace, specs, now)
+    except IntegrityError:
+        # Another coordinator inserted the same idempotency key between our read and insert.
+        results = await _submit_once(coord, namespace, specs, now)
+    if any(created for _, created in results):
+        coord.notifier.notify()
+    return results
+
+
+async def _submit_once(
+    coord: Coordinator, namespace: str, specs: list[JobCreate], now: float
+) -> list[tuple[JobPublic, bool]]:
+    async with coord.db.write() as conn:
+        keys = {spec.idempotency_key for spec in specs if spec.idempotency_key}
+        id_by_key: dict[str, str] = {}
+        if keys:
+            rows = await conn.execute(
+                select(JOBS.c.idempotency_key, JOBS.c.id).where(
+                    JOBS.c.namespace == namespace, JOBS.c.idempotency_key.in_(keys)
+                )
+            )
+            id_by_key = {row.idempotency_key: row.id for row in rows}
+        uploads = await _resolve_inputs(conn, namespace, specs)
+        plan: list[tuple[str, bool]] = []
+        new_rows: list[dict[str, Any]] = []
+        for spec in specs:
+            key = spec.idempotency_key
+            if key and key in id_by_key:
+                plan.append((id_by_key[key], False))
+                continue
+            row = _row_for(coord, namespace, spec, _inputs_of(spec, uploads), now)
+            new_rows.append(row)
+            if key:
+                id_by_key[key] = row["id"]
+            plan.append((row["id"], True))
+        if new_rows:
+            await conn.execute(insert(JOBS), new_rows)
+        wanted = {job_id for job_id, _ in plan}
+        rows = await conn.execute(job_select().where(JOBS.c.id.in_(wanted)))
+        by_id = {row.id: public_job(decoded(row)) for row in rows}
+    return [(by_id[job_id], created) for job_id, created in plan]
