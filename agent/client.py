@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
@@ -105,7 +105,10 @@ class CoordinatorClient:
         *,
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        on_exchange: Callable[[bool], None] | None = None,
     ) -> None:
+        self.on_exchange = on_exchange
+        """Called after every request with whether the coordinator answered it (below 500)."""
         self.base_url = server_url.rstrip("/") + API_PREFIX
         self._timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
         self._http = httpx.AsyncClient(
@@ -126,11 +129,17 @@ class CoordinatorClient:
         await self.aclose()
 
     # -- plumbing ---------------------------------------------------------------------------
+    def _report(self, answered: bool) -> None:
+        if self.on_exchange is not None:
+            self.on_exchange(answered)
+
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
             response = await self._http.request(method, url, **kwargs)
         except httpx.TransportError as exc:
+            self._report(False)
             raise CoordinatorUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+        self._report(response.status_code < 500)
         raise_for_response(response)
         return response
 
@@ -219,6 +228,7 @@ class CoordinatorClient:
         size = 0
         try:
             async with self._http.stream("GET", url, headers={LEASE_HEADER: lease_token}) as response:
+                self._report(response.status_code < 500)
                 if response.status_code >= 400:
                     await response.aread()
                     raise_for_response(response)
@@ -228,6 +238,7 @@ class CoordinatorClient:
                         size += len(chunk)
                         fh.write(chunk)
         except httpx.TransportError as exc:
+            self._report(False)
             _unlink(dest)
             raise CoordinatorUnavailable(f"GET {url}: {type(exc).__name__}: {exc}") from exc
         except BaseException:

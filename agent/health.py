@@ -4,7 +4,9 @@ Answers 200 with ``status: ok`` while the agent is in touch with its coordinator
 (``stopping`` or ``unhealthy``) otherwise. "In touch" means the coordinator answered a request
 (register, claim, heartbeat, complete) within ``stale_after_s``:
 ``3 * max(heartbeat_interval_s, long_poll_s) + 60`` seconds (60 s is the back-off cap), counted
-from the agent's start until the first answer.
+from the agent's start until the first answer. ``coordinator_reachable`` is stricter: it says
+whether the latest request got an answer, so it turns false at the first failed claim,
+heartbeat or completion, long before the status does.
 
 Not uvicorn: its ``Server.serve()`` installs its own SIGINT/SIGTERM handlers, and the agent's
 two-stage shutdown must own those signals. One GET route does not need a framework.
@@ -14,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
+import os
 import time
 from typing import Any
 
+from agent.errors import ConfigError
 from agent.settings import AgentSettings
 from agent.state import AgentState
 
@@ -40,7 +45,7 @@ def health_report(
     """The HTTP status and JSON body of ``GET /health``."""
     now = time.monotonic()
     since_contact = now - (state.last_contact if state.last_contact is not None else state.started_at)
-    reachable = state.last_contact is not None and since_contact <= stale_after_s(state)
+    reachable = state.reachable and since_contact <= stale_after_s(state)
     if state.stopping:
         status = "stopping"
     elif since_contact > stale_after_s(state):
@@ -85,7 +90,17 @@ class HealthServer:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        """Listen; a port that is taken (another agent on this host) is a ``ConfigError``."""
+        try:
+            self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            if exc.errno == errno.EADDRINUSE:
+                reason += " (another agent on this host?)"
+            raise ConfigError(
+                f"/health cannot listen on {self.host}:{self.port}: {reason}; set another port with "
+                "TASKPOST_HEALTH_PORT / --health-port, or 0 to disable /health"
+            ) from exc
         sockets = self._server.sockets
         if sockets:
             self.port = sockets[0].getsockname()[1]

@@ -20,7 +20,7 @@ from agent import __version__
 from agent.backoff import Backoff
 from agent.client import CoordinatorClient
 from agent.errors import AuthError, ConfigError, CoordinatorError, CoordinatorUnavailable, WorkerUnknown
-from agent.handlers import CancelReason, Handler, discover_handlers
+from agent.handlers import CancelReason, Handler, HandlerError, discover_handlers
 from agent.health import HealthServer
 from agent.heartbeat import Heartbeat
 from agent.logging import set_worker_id
@@ -51,6 +51,8 @@ class Agent:
         self.handlers = dict(handlers)
         self.client = client
         self.state = AgentState()
+        # Every request of the client, whoever makes it, tells /health whether it got an answer.
+        client.on_exchange = self.state.exchanged
         self.outbox = Outbox(self._send_completions, Backoff(settings.poll_interval, BACKOFF_CAP_S))
         self.runner = TaskRunner(client, self.state, self.outbox, self.handlers, settings.work_dir)
         self.heartbeat = Heartbeat(client, self.state, self._reregister, self._apply_drain)
@@ -324,12 +326,24 @@ async def _cancel(task: asyncio.Future[None]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def _setup_handlers(handlers: Mapping[str, Handler], settings: AgentSettings) -> dict[str, Handler]:
-    """Call every handler's ``setup`` once, in a thread; a handler whose setup fails is dropped."""
+async def setup_handlers(handlers: Mapping[str, Handler], settings: AgentSettings) -> dict[str, Handler]:
+    """Call every handler's ``setup`` once, in a thread; a handler whose setup fails is dropped.
+
+    A ``HandlerError`` (a missing extra or tool) is a one-line notice; anything else is a bug
+    and keeps its traceback.
+    """
     ready: dict[str, Handler] = {}
     for task_type, handler in handlers.items():
         try:
             await asyncio.to_thread(handler.setup, settings)
+        except HandlerError as exc:
+            logger.warning(
+                "handler %r not offered: %s",
+                task_type,
+                exc.message,
+                extra={"task_type": task_type, "action": "handler_skipped"},
+            )
+            continue
         except Exception:
             logger.exception(
                 "handler %r setup failed: not advertised",
@@ -357,7 +371,7 @@ async def run_agent(
     logger.info("starting agent", extra={"action": "config", "config": settings.public_summary()})
     try:
         found = dict(handlers) if handlers is not None else discover_handlers(settings.task_types)
-        ready = await _setup_handlers(found, settings)
+        ready = await setup_handlers(found, settings)
         if not ready:
             raise ConfigError("no task handler could be loaded: nothing to advertise")
     except ConfigError as exc:
@@ -373,6 +387,9 @@ async def run_agent(
         if health is not None:
             await health.start()
         return await agent.run()
+    except ConfigError as exc:
+        logger.critical("cannot start: %s", exc, extra={"action": "fatal"})
+        return EXIT_FATAL
     finally:
         agent.shutdown.remove_signal_handlers()
         if health is not None:

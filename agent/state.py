@@ -87,6 +87,9 @@ class AgentState:
     started_at: float = field(default_factory=time.monotonic)
     last_contact: float | None = None
     """``time.monotonic()`` of the last request the coordinator answered."""
+    reachable: bool = False
+    """Whether the latest exchange with the coordinator got an answer (a network error or a 5xx
+    is no answer): false from a failed claim, heartbeat or completion until the next success."""
     last_contact_at: datetime | None = None
     last_poll_at: datetime | None = None
     """Wall-clock time of the last answered claim."""
@@ -94,10 +97,15 @@ class AgentState:
 
     def touch(self, *, poll: bool = False) -> None:
         """Record a successful exchange with the coordinator."""
+        self.reachable = True
         self.last_contact = time.monotonic()
         self.last_contact_at = datetime.now(UTC)
         if poll:
             self.last_poll_at = self.last_contact_at
+
+    def exchanged(self, answered: bool) -> None:
+        """Record the outcome of any request: answered (even with a refusal) or not."""
+        self.reachable = answered
 
     def lease_deadline(self, sent_at: float) -> float:
         """Local deadline of a lease granted or extended by a request sent at ``sent_at``."""

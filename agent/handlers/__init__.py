@@ -5,7 +5,9 @@ A package adds a task type by declaring, in its ``pyproject.toml``::
     [project.entry-points."taskpost.handlers"]
     ocr = "my_package.ocr:OcrHandler"
 
-The entry point names a class; the agent instantiates it without arguments.
+The entry point names a class; the agent instantiates it without arguments. A class that
+declares ``requires`` (see ``agent.handlers.requirements``) is skipped, with a one-line notice,
+when a module it needs is not installed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from agent.errors import ConfigError
 from agent.handlers.base import CancelReason, Handler, HandlerError, MissingExtra, TaskContext
+from agent.handlers.requirements import install_hint, missing_requirements
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -34,33 +37,31 @@ logger = logging.getLogger(__name__)
 
 
 def load_handler(entry_point: EntryPoint) -> Handler | None:
-    """Import and instantiate one handler; None (with a warning) when it cannot be loaded."""
+    """Import and instantiate one handler; None (with a one-line notice) when it cannot run here."""
+    loaded = _load(entry_point)
+    return loaded if not isinstance(loaded, str) else None
+
+
+def _load(entry_point: EntryPoint) -> Handler | str:
+    """The handler, or why it is skipped (already logged)."""
+    name = entry_point.name
+    fields = {"action": "handler_skipped", "task_type": name}
     try:
         factory = entry_point.load()
     except ImportError as exc:
-        logger.warning(
-            "handler %r skipped: %s (is its extra installed?)",
-            entry_point.name,
-            exc,
-            extra={"action": "handler_skipped", "task_type": entry_point.name},
-        )
-        return None
+        logger.warning("handler %r skipped: %s (is its extra installed?)", name, exc, extra=fields)
+        return f"it cannot be imported: {exc}"
     except Exception:
-        logger.exception(
-            "handler %r skipped: loading it failed",
-            entry_point.name,
-            extra={"action": "handler_skipped", "task_type": entry_point.name},
-        )
-        return None
+        logger.exception("handler %r skipped: loading it failed", name, extra=fields)
+        return "loading it failed"
+    if missing := missing_requirements(factory):
+        hint = install_hint(missing)
+        logger.info("handler %r not offered: %s", name, hint, extra=fields)
+        return hint
     handler = factory()
     if not isinstance(handler, Handler):
-        logger.error(
-            "handler %r skipped: %r has no task_type/setup/run",
-            entry_point.name,
-            factory,
-            extra={"action": "handler_skipped", "task_type": entry_point.name},
-        )
-        return None
+        logger.error("handler %r skipped: %r has no task_type/setup/run", name, factory, extra=fields)
+        return "it is not a handler"
     return handler
 
 
@@ -73,12 +74,14 @@ def discover_handlers(
     """
     wanted_set = set(wanted)
     found: dict[str, Handler] = {}
+    skipped: dict[str, str] = {}
     points = entry_points(group=ENTRY_POINT_GROUP) if eps is None else eps
     for ep in points:
         if wanted_set and ep.name not in wanted_set:
             continue
-        handler = load_handler(ep)
-        if handler is None:
+        handler = _load(ep)
+        if isinstance(handler, str):
+            skipped[ep.name] = handler
             continue
         if handler.task_type in found:
             logger.warning("two handlers for task type %r; keeping the first", handler.task_type)
@@ -86,5 +89,6 @@ def discover_handlers(
         found[handler.task_type] = handler
     missing = wanted_set - set(found)
     if missing:
-        raise ConfigError(f"no installed handler for task type(s): {', '.join(sorted(missing))}")
+        reasons = [f"{name}: {skipped[name]}" if name in skipped else name for name in sorted(missing)]
+        raise ConfigError(f"no installed handler for task type(s): {'; '.join(reasons)}")
     return found

@@ -15,7 +15,7 @@ Outputs: ``document.md`` and ``document.txt``. Result: ``{"kind", "title", "head
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.handlers.base import HandlerError, TaskContext
 from agent.media.docx_markdown import docx_document
@@ -35,6 +35,12 @@ class DocumentHandler:
     """Converts documents to Markdown and plain text, with an outline of their structure."""
 
     task_type = "document"
+    requires: ClassVar[dict[str, str]] = {
+        "docx": "taskpost[docs]",
+        "markdownify": "taskpost[docs]",
+        "pypdfium2": "taskpost[docs]",
+    }
+    """Image-only PDF pages also need the ``ocr`` extra; without it only those jobs fail."""
 
     def __init__(self, engines: EngineCache = ENGINES) -> None:
         self.engines = engines

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.handlers.base import HandlerError, TaskContext
 from agent.media.filetypes import FileKind, detect_kind
@@ -38,6 +38,12 @@ class OcrHandler:
     """Recognises the text of images and PDFs with the engine of the agent or of the job."""
 
     task_type = "ocr"
+    requires: ClassVar[dict[str, str]] = {
+        "rapidocr": "taskpost[ocr]",
+        "onnxruntime": "taskpost[ocr]",
+        "pypdfium2": "taskpost[ocr]",
+        "PIL": "taskpost[ocr]",
+    }
 
     def __init__(self, engines: EngineCache = ENGINES) -> None:
         self.engines = engines

@@ -22,7 +22,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.handlers.base import HandlerError, TaskContext
 from agent.media.sources import media_input
@@ -30,6 +30,7 @@ from agent.media.whisper import (
     ENGLISH_MODEL,
     MULTILINGUAL_MODEL,
     PACKAGED_MODELS,
+    STT_REQUIRES,
     choose_device,
     faster_whisper,
     shared_models,
@@ -165,6 +166,7 @@ class TranscriptionHandler:
     """Transcribes speech in an audio or video file with faster-whisper."""
 
     task_type = "transcription"
+    requires: ClassVar[dict[str, str]] = STT_REQUIRES
 
     def __init__(self, models_dir: Path | None = None) -> None:
         self._models_dir_given = models_dir is not None

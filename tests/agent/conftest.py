@@ -1,30 +1,25 @@
-"""Fixtures of the agent tests: settings, a mocked coordinator (respx) and claimed-task factories."""
+"""Fixtures of the agent tests: settings, the real coordinator (in process) and claimed-task data."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import respx
 
 from agent.client import CoordinatorClient
 from agent.settings import AgentSettings
-from protocol import API_PREFIX, ClaimedTask, InputFile, Priority
-
-SERVER = "http://coord.test"
-API = SERVER + API_PREFIX
-KEY = "tp_worker_secret_key"
+from protocol import ClaimedTask, InputFile, Priority
+from tests.agent.live import SERVER_URL, LiveCoordinator, coordinator_settings, live_coordinator
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No TASKPOST_* variable or .env file of the developer leaks into a test."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("TASKPOST_"):
             monkeypatch.delenv(name)
@@ -35,8 +30,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def make_settings(tmp_path: Path) -> Callable[..., AgentSettings]:
     def make(**overrides: Any) -> AgentSettings:
         values: dict[str, Any] = {
-            "server_url": SERVER,
-            "api_key": KEY,
+            "server_url": SERVER_URL,
+            "api_key": "set-by-the-test",
             "health_port": 0,
             "work_dir": tmp_path / "work",
             "poll_interval": 0.01,
@@ -49,15 +44,16 @@ def make_settings(tmp_path: Path) -> Callable[..., AgentSettings]:
 
 
 @pytest.fixture
-def coordinator() -> Iterator[respx.MockRouter]:
-    """A respx router standing in for the coordinator's agent API under ``/api/v1``."""
-    with respx.mock(base_url=API, assert_all_called=False, assert_all_mocked=True) as router:
-        yield router
+async def live(tmp_path: Path) -> AsyncIterator[LiveCoordinator]:
+    """The real coordinator app on a SQLite file in ``tmp_path``, started."""
+    async with live_coordinator(coordinator_settings(tmp_path / "coordinator")) as coordinator:
+        yield coordinator
 
 
 @pytest.fixture
-async def client() -> Any:
-    async with CoordinatorClient(SERVER, KEY) as http:
+async def client(live: LiveCoordinator) -> AsyncIterator[CoordinatorClient]:
+    """The agent's client on the live coordinator, with a worker key."""
+    async with live.client() as http:
         yield http
 
 
@@ -67,6 +63,7 @@ def sha256(data: bytes) -> str:
 
 @pytest.fixture
 def make_claim() -> Callable[..., ClaimedTask]:
+    """A claimed task as data, for tests whose task never reaches the coordinator."""
     counter = iter(range(1, 10_000))
 
     def make(

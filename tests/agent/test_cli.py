@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from agent.cli import agent_command
+from taskpost.launch import child_env, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,3 +54,38 @@ def test_start_script_runs_from_a_checkout(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     for flag in ("--server-url", "--api-key", "--worker-type", "--poll-interval", "--max-concurrent"):
         assert flag in done.stdout
+
+
+def test_a_health_port_in_use_exits_2_with_one_line_naming_the_setting(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "agent",
+                "--server-url",
+                f"http://127.0.0.1:{free_port()}",  # never reached: the agent stops before registering
+                "--api-key",
+                "tp_w_key",
+                "--task-type",
+                "noop",
+                "--health-port",
+                str(port),
+                "--log-format",
+                "text",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=child_env({"TASKPOST_HEALTH_HOST": "127.0.0.1"}),
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "Traceback" not in output
+    [line] = [line for line in output.splitlines() if "CRITICAL" in line]
+    assert f"127.0.0.1:{port}" in line
+    assert "TASKPOST_HEALTH_PORT / --health-port" in line and "0 to disable" in line

@@ -71,8 +71,10 @@ def test_noop_echoes_params(make_ctx: Callable[..., TaskContext]) -> None:
     assert ctx.progress_snapshot() == (1.0, "done")
 
 
-def test_noop_setup_takes_settings() -> None:
-    NoopHandler().setup(AgentSettings(server_url="http://c", api_key="k", _env_file=None))
+def test_noop_runs_after_setup_with_the_agents_settings(make_ctx: Callable[..., TaskContext]) -> None:
+    handler = NoopHandler()
+    handler.setup(AgentSettings(server_url="http://c", api_key="k", _env_file=None))
+    assert handler.run(make_ctx({"after": "setup"}))["params"] == {"after": "setup"}
 
 
 def test_noop_fail(make_ctx: Callable[..., TaskContext]) -> None:
@@ -113,10 +115,28 @@ def test_noop_sleep_stops_on_cancellation(make_ctx: Callable[..., TaskContext]) 
     assert results[0]["cancelled"] is True
 
 
-def test_noop_short_sleep_reports_progress(make_ctx: Callable[..., TaskContext]) -> None:
-    ctx = make_ctx({"sleep_s": 0.12})
+def test_noop_sleep_reports_progress_and_time_left(make_ctx: Callable[..., TaskContext]) -> None:
+    sleep_s = 0.3
+    ctx = make_ctx({"sleep_s": sleep_s})
+    reports: list[tuple[float | None, str | None]] = []
+    record = ctx.heartbeat
+
+    def heartbeat(progress: float | None = None, message: str | None = None) -> None:
+        reports.append((progress, message))
+        record(progress, message)
+
+    ctx.heartbeat = heartbeat  # type: ignore[method-assign]
     result = NoopHandler().run(ctx)
     assert "cancelled" not in result
+    sleeping = [(p, m) for p, m in reports if m and m.startswith("sleeping, ")]
+    assert sleeping, reports
+    progress = [p for p, _ in sleeping]
+    assert progress == sorted(progress) and all(p is not None and 0 <= p < 1 for p in progress)
+    for value, message in sleeping:
+        assert value is not None and message is not None
+        left = float(message.removeprefix("sleeping, ").removesuffix("s left"))
+        assert left == pytest.approx(sleep_s * (1 - value), abs=0.051), (value, message)
+    assert reports[-1] == (1.0, "done") and ctx.progress_snapshot() == (1.0, "done")
 
 
 def test_context_cancellation_first_reason_wins(make_ctx: Callable[..., TaskContext]) -> None:

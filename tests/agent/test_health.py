@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from agent.errors import ConfigError
 from agent.health import HealthServer, health_report, stale_after_s
 from agent.settings import AgentSettings
 from agent.state import AgentState
@@ -73,3 +75,28 @@ async def test_http_server(make_settings: Callable[..., AgentSettings]) -> None:
         assert (await get(server.port))[0] == 503
     finally:
         await server.stop()
+
+
+def test_reachable_follows_the_latest_exchange(make_settings: Callable[..., AgentSettings]) -> None:
+    state = AgentState(worker_id="w1")
+    state.touch(poll=True)
+    assert health_report(make_settings(), state, ["noop"])[1]["coordinator_reachable"] is True
+    state.exchanged(False)  # a claim, heartbeat or completion got no answer
+    status, body = health_report(make_settings(), state, ["noop"])
+    assert (status, body["status"], body["coordinator_reachable"]) == (200, "ok", False)
+    state.exchanged(True)
+    assert health_report(make_settings(), state, ["noop"])[1]["coordinator_reachable"] is True
+
+
+async def test_a_port_in_use_is_a_config_error_naming_the_setting(
+    make_settings: Callable[..., AgentSettings],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = HealthServer(make_settings(), AgentState(), ["noop"], host="127.0.0.1", port=port)
+        with pytest.raises(ConfigError, match="TASKPOST_HEALTH_PORT / --health-port") as caught:
+            await server.start()
+    assert f"127.0.0.1:{port}" in str(caught.value) and "\n" not in str(caught.value)
+    await server.stop()

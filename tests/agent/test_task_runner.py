@@ -1,4 +1,8 @@
-"""One attempt through TaskRunner: inputs, handler, outputs and the completion it queues."""
+"""One attempt through TaskRunner: inputs, handler, outputs and the completion it queues.
+
+Tasks whose files travel are claimed from the real coordinator; tasks that never reach it (a
+handler that fails, times out or is cancelled) are made as data.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import respx
 
 from agent.backoff import Backoff
 from agent.client import CoordinatorClient
@@ -18,8 +21,10 @@ from agent.handlers.noop import NoopHandler
 from agent.outbox import Outbox
 from agent.state import AgentState, RunningTask
 from agent.task_runner import TaskRunner
-from protocol import ClaimedTask, CompletionAck, Outcome, TaskCompletion
+from protocol import ClaimedTask, CompletionAck, InputFile, Outcome, TaskCompletion
+from taskpost.launch import free_port
 from tests.agent.conftest import sha256
+from tests.agent.live import LiveCoordinator
 
 pytestmark = pytest.mark.anyio
 
@@ -88,23 +93,23 @@ def harness(client: CoordinatorClient, tmp_path: Path) -> Harness:
 
 
 async def test_success_downloads_inputs_and_uploads_outputs(
-    harness: Harness, coordinator: respx.MockRouter, make_claim: Callable[..., ClaimedTask]
+    harness: Harness, live: LiveCoordinator, client: CoordinatorClient
 ) -> None:
     data = b"input bytes"
-    claim = make_claim(
-        {"outputs": {"b.txt": "bee", "a.txt": "ay"}, "echo_inputs": True}, inputs={"in.dat": data}
-    )
-    coordinator.get(f"/tasks/{claim.job_id}/inputs/in.dat").respond(200, content=data)
-    upload = coordinator.put(url__regex=rf"/tasks/{claim.job_id}/outputs/.+").respond(
-        201, json={"name": "x", "size": 2, "sha256": "0" * 64}
-    )
+    params = {"outputs": {"b.txt": "bee", "a.txt": "ay"}, "echo_inputs": True}
+    worker_id, claim = await live.claim(client, params=params, inputs=[await live.upload("in.dat", data)])
     completion = await harness.run(claim)
     assert completion is not None
     assert completion.outcome is Outcome.SUCCEEDED
     assert completion.lease_token == claim.lease_token
     assert completion.result["inputs"]["in.dat"] == {"sha256": sha256(data), "size": len(data)}
-    uploaded = sorted(call.request.url.path.rsplit("/", 1)[1] for call in upload.calls)
-    assert uploaded == ["a.txt", "b.txt"]
+    [ack] = (await client.complete(worker_id, [completion])).acks
+    assert ack.accepted
+    job = await live.job(claim.job_id)
+    assert job["state"] == "completed"
+    assert sorted(output["name"] for output in job["outputs"]) == ["a.txt", "b.txt"]
+    assert await live.output(claim.job_id, "a.txt") == b"ay"
+    assert await live.output(claim.job_id, "b.txt") == b"bee"
 
 
 async def test_handler_error_fails_with_its_retry_wishes(
@@ -136,6 +141,7 @@ async def test_async_handlers_are_awaited(harness: Harness, make_claim: Callable
 async def test_result_must_be_json(harness: Harness, make_claim: Callable[..., ClaimedTask]) -> None:
     completion = await harness.run(make_claim(type="opaque"))
     assert completion is not None
+    assert completion.outcome is Outcome.FAILED
     assert completion.error_kind == "bad_result" and completion.retryable is False
 
 
@@ -158,7 +164,8 @@ async def test_cancel_request_reports_cancelled(
     running = asyncio.ensure_future(harness.runner.run(task))
     task.cancel(CancelReason.CANCEL_REQUESTED)
     await running
-    assert harness.outbox.pending()[-1].outcome is Outcome.CANCELLED
+    [completion] = harness.outbox.pending()
+    assert completion.outcome is Outcome.CANCELLED and completion.job_id == task.job_id
 
 
 @pytest.mark.parametrize("reason", [CancelReason.LEASE_LOST, CancelReason.SHUTDOWN])
@@ -173,31 +180,33 @@ async def test_lost_or_released_leases_drop_the_result(
     assert task.job_id not in harness.state.running
 
 
-async def test_409_on_upload_drops_the_result(
-    harness: Harness, coordinator: respx.MockRouter, make_claim: Callable[..., ClaimedTask]
+async def test_an_upload_after_the_lease_expired_drops_the_result(
+    harness: Harness, live: LiveCoordinator, client: CoordinatorClient
 ) -> None:
-    claim = make_claim({"outputs": {"a.txt": "x"}})
-    coordinator.put(f"/tasks/{claim.job_id}/outputs/a.txt").respond(
-        409, json={"error": {"code": "stale_lease", "message": "gone"}}
-    )
+    _, claim = await live.claim(client, params={"outputs": {"a.txt": "x"}})
+    assert await live.expire_leases() == 1  # the coordinator took the task back
     assert await harness.run(claim) is None
+    job = await live.job(claim.job_id)
+    assert job["state"] != "completed" and job["outputs"] == []
 
 
 async def test_input_digest_mismatch_fails_retryably(
-    harness: Harness, coordinator: respx.MockRouter, make_claim: Callable[..., ClaimedTask]
+    harness: Harness, live: LiveCoordinator, client: CoordinatorClient
 ) -> None:
-    claim = make_claim(inputs={"in.dat": b"expected"})
-    coordinator.get(f"/tasks/{claim.job_id}/inputs/in.dat").respond(200, content=b"tampered")
-    completion = await harness.run(claim)
+    _, claim = await live.claim(client, inputs=[await live.upload("in.dat", b"what the server has")])
+    announced = InputFile(name="in.dat", size=8, sha256=sha256(b"expected"))
+    completion = await harness.run(claim.model_copy(update={"inputs": [announced]}))
     assert completion is not None
+    assert completion.outcome is Outcome.FAILED
     assert completion.error_kind == "input_integrity" and completion.retryable is True
 
 
 async def test_unreachable_upload_fails_retryably(
-    harness: Harness, coordinator: respx.MockRouter, make_claim: Callable[..., ClaimedTask]
+    tmp_path: Path, make_claim: Callable[..., ClaimedTask]
 ) -> None:
-    claim = make_claim({"outputs": {"a.txt": "x"}})
-    coordinator.put(f"/tasks/{claim.job_id}/outputs/a.txt").respond(503)
-    completion = await harness.run(claim)
+    async with CoordinatorClient(f"http://127.0.0.1:{free_port()}", "key") as nowhere:
+        harness = Harness(nowhere, tmp_path / "work")
+        completion = await harness.run(make_claim({"outputs": {"a.txt": "x"}}))
     assert completion is not None
+    assert completion.outcome is Outcome.FAILED
     assert completion.error_kind == "output_upload" and completion.retryable is True

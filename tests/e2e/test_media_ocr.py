@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Cluster
-from tests.media_fixtures import documents as media
 
 pytestmark = [pytest.mark.e2e, pytest.mark.media]
 
 pytest.importorskip("rapidocr", reason="needs taskpost[ocr]")
 pytest.importorskip("docx", reason="needs taskpost[docs]")
 jiwer = pytest.importorskip("jiwer", reason="needs jiwer (dev dependency)")
+
+from tests.media_fixtures import documents as media  # noqa: E402  (imports PIL, of taskpost[ocr])
 
 AGENT_START_S = 60
 JOB_S = 90

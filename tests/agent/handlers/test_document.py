@@ -11,11 +11,14 @@ import pytest
 
 from agent.handlers.base import HandlerError, TaskContext
 from agent.handlers.document import DocumentHandler
-from tests.media_fixtures import documents as media
 
 pytestmark = pytest.mark.media
 pytest.importorskip("docx", reason="needs taskpost[docs]")
 pytest.importorskip("markdownify", reason="needs taskpost[docs]")
+pytest.importorskip("PIL", reason="the test documents are drawn with pillow (taskpost[ocr])")
+pytest.importorskip("reportlab", reason="needs the dev dependency reportlab")
+
+from tests.media_fixtures import documents as media  # noqa: E402  (imports PIL)
 
 MakeCtx = Callable[..., TaskContext]
 

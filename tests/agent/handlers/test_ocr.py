@@ -12,13 +12,16 @@ import pytest
 
 from agent.handlers.base import CancelReason, HandlerError, MissingExtra, TaskContext
 from agent.handlers.ocr import PAGE_SEPARATOR, OcrHandler
-from agent.media.ocr_engines import ENGINES, EngineCache, OcrEngine, default_engine_name
+from agent.media.ocr_engines import ENGINES, EngineCache, OcrEngine, RapidOcrEngine, default_engine_name
 from protocol import WorkerType
-from tests.media_fixtures import documents as media
 
 pytestmark = pytest.mark.media
 pytest.importorskip("rapidocr", reason="needs taskpost[ocr]")
+pytest.importorskip("PIL", reason="needs taskpost[ocr]")
+pytest.importorskip("reportlab", reason="needs the dev dependency reportlab")
 jiwer = pytest.importorskip("jiwer", reason="needs the dev dependency jiwer")
+
+from tests.media_fixtures import documents as media  # noqa: E402  (imports PIL)
 
 
 def cer(reference: str, hypothesis: str) -> float:
@@ -69,7 +72,8 @@ def test_rapidocr_reads_a_rendered_image(tmp_path: Path, make_ctx: MakeCtx) -> N
     text, document = outputs(ctx)
     assert text == page["text"] + "\n"
     lines = document["pages"][0]["lines"]
-    assert len(lines) == len(media.LINES)
+    top_down = sorted(lines, key=lambda line: min(y for _, y in line["box"]))
+    assert cer(" ".join(media.LINES), " ".join(line["text"] for line in top_down)) < 0.03
     for line in lines:
         assert len(line["box"]) == 4 and all(len(point) == 2 for point in line["box"])
         assert 0.5 < line["confidence"] <= 1.0
@@ -181,11 +185,19 @@ def test_the_default_engine_follows_the_worker_type() -> None:
 
 
 def test_engines_load_once_and_setup_preloads_the_default(make_settings: Callable[..., Any]) -> None:
-    engines = EngineCache()
+    loads: list[bool] = []
+
+    def rapidocr(*, gpu: bool) -> OcrEngine:
+        loads.append(gpu)
+        return RapidOcrEngine(gpu=gpu)
+
+    engines = EngineCache({"rapidocr": rapidocr})
     OcrHandler(engines).setup(make_settings())
+    assert loads == [False], "setup loads the CPU agent's default engine"
     first = engines.get("rapidocr")
     assert engines.get("rapidocr") is first
     assert engines.for_task(None, WorkerType.CPU, False) is first
+    assert loads == [False], "and it is never loaded again"
 
 
 def test_a_gpu_agent_without_easyocr_falls_back_to_rapidocr() -> None:

@@ -1,4 +1,8 @@
-"""The transcription handler on generated speech, with the real packaged Whisper models."""
+"""The transcription handler on generated speech, with the real packaged Whisper models.
+
+Transcripts are scored by word error rate against the text that was spoken, never by their exact
+words. The checks that need no model are in test_transcription_options.py.
+"""
 
 from __future__ import annotations
 
@@ -12,24 +16,23 @@ from typing import Any
 import pytest
 
 from agent.handlers.base import HandlerError
+from agent.handlers.transcription import TranscriptionHandler
+from agent.media.whisper import CPU
 from agent.settings import AgentSettings
 from protocol import WorkerType
 from tests.agent.handlers.conftest import RecordingContext
 from tests.media_fixtures import speech
 
+pytestmark = pytest.mark.media
 pytest.importorskip("faster_whisper", reason="needs taskpost[stt]")
 jiwer = pytest.importorskip("jiwer", reason="needs jiwer (dev dependency)")
 
-from agent.handlers.transcription import Options, TranscriptionHandler, to_srt, to_vtt  # noqa: E402
-from agent.media.whisper import CPU, CUDA, choose_device  # noqa: E402
-
 MakeCtx = Callable[..., RecordingContext]
-KEYWORDS = ("weather", "station", "train", "dinner")
 SRT_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)$")
 
 
-def word_error_rate(text: str) -> float:
-    return float(jiwer.wer(speech.normalise(speech.ENGLISH_TEXT), speech.normalise(text)))
+def word_error_rate(text: str, reference: str = speech.ENGLISH_TEXT) -> float:
+    return float(jiwer.wer(speech.normalise(reference), speech.normalise(text)))
 
 
 def _seconds(groups: tuple[str, ...]) -> float:
@@ -55,15 +58,12 @@ def english_run(
 
 
 # -- transcripts ------------------------------------------------------------------------------
-@pytest.mark.media
 def test_english_speech_is_transcribed_by_tiny_en(
     english_run: tuple[RecordingContext, dict[str, Any]], speech_dir: Path
 ) -> None:
     _, result = english_run
     assert result["model"] == "tiny.en"
     assert word_error_rate(result["text"]) < 0.15, result["text"]
-    for word in KEYWORDS:
-        assert word in result["text"].lower()
     assert result["language"] == "en" and 0 < result["language_probability"] <= 1
     assert result["duration_s"] == pytest.approx(speech.duration_s(speech_dir / "english.wav"), abs=0.05)
     assert result["real_time_factor"] == pytest.approx(
@@ -72,7 +72,6 @@ def test_english_speech_is_transcribed_by_tiny_en(
     assert result["device"] == "cpu" and result["compute_type"] == "int8"
 
 
-@pytest.mark.media
 def test_outputs_are_well_formed(english_run: tuple[RecordingContext, dict[str, Any]]) -> None:
     ctx, result = english_run
     out = ctx.output_dir
@@ -104,7 +103,6 @@ def test_outputs_are_well_formed(english_run: tuple[RecordingContext, dict[str, 
     )
 
 
-@pytest.mark.media
 def test_progress_follows_the_audio(english_run: tuple[RecordingContext, dict[str, Any]]) -> None:
     ctx, _ = english_run
     progress = [p for p, _ in ctx.reports if p is not None]
@@ -114,7 +112,6 @@ def test_progress_follows_the_audio(english_run: tuple[RecordingContext, dict[st
     assert ctx.progress_snapshot() == (1.0, "done")
 
 
-@pytest.mark.media
 @pytest.mark.parametrize("name", ["english.mp3", "english.mp4"])
 def test_compressed_audio_and_video_are_transcribed(
     transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx, name: str
@@ -125,7 +122,6 @@ def test_compressed_audio_and_video_are_transcribed(
     assert (ctx.output_dir / "transcript.srt").stat().st_size > 0
 
 
-@pytest.mark.media
 def test_multilingual_base_is_assembled_and_detects_english(
     transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx, models_dir: Path
 ) -> None:
@@ -141,34 +137,32 @@ def test_multilingual_base_is_assembled_and_detects_english(
     assert [p.name for p in models_dir.iterdir()] == ["whisper-base"], "staging folders were left"
 
 
-@pytest.mark.media
 def test_multilingual_base_detects_german(
     transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx
 ) -> None:
     result = transcriber.run(make_media_ctx(speech_dir / "german.wav"))
     assert result["model"] == "base"
     assert result["language"] == "de" and result["language_probability"] > 0.5
-    for word in ("kalt", "bahnhof", "zug"):
-        assert word in result["text"].lower()
+    # base makes a few errors on espeak-ng's German (0.21 measured); random words score near 1
+    assert word_error_rate(result["text"], speech.GERMAN_TEXT) < 0.4, result["text"]
 
 
-@pytest.mark.media
 def test_word_timestamps_lexicon_and_vad(
     transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx
 ) -> None:
     params = {"language": "en", "word_timestamps": True, "vad_filter": True, "lexicon": ["station"]}
     ctx = make_media_ctx(speech_dir / "english.wav", params)
     result = transcriber.run(ctx)
-    assert word_error_rate(result["text"]) < 0.15
-    words = [
-        w for s in json.loads((ctx.output_dir / "segments.json").read_text())["segments"] for w in s["words"]
-    ]
-    assert any(w["word"].strip(" .,").lower() == "station" for w in words)
-    assert all(w["start"] <= w["end"] for w in words)
+    assert word_error_rate(result["text"]) < 0.15, result["text"]
+    segments = json.loads((ctx.output_dir / "segments.json").read_text())["segments"]
+    for segment in segments:
+        words = segment["words"]
+        assert speech.normalise("".join(w["word"] for w in words)) == speech.normalise(segment["text"])
+        assert all(w["start"] <= w["end"] for w in words)
+        assert all(0 <= w["probability"] <= 1 for w in words)
 
 
 # -- cancellation and bad input ---------------------------------------------------------------
-@pytest.mark.media
 def test_cancellation_stops_between_segments(
     transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx
 ) -> None:
@@ -176,11 +170,10 @@ def test_cancellation_stops_between_segments(
     ctx.cancel_after = 1  # cancelled by the first progress report of a transcribed segment
     result = transcriber.run(ctx)
     assert result["cancelled"] is True and result["segments"] == 1
-    assert result["done_s"] < 30
+    assert result["done_s"] < speech.duration_s(speech_dir / "long.wav") - 1, "stopped before the end"
     assert not list(ctx.output_dir.iterdir())
 
 
-@pytest.mark.media
 def test_undecodable_file_is_not_retried(
     transcriber: TranscriptionHandler, make_media_ctx: MakeCtx, tmp_path: Path
 ) -> None:
@@ -192,7 +185,6 @@ def test_undecodable_file_is_not_retried(
     assert "notes.wav" in info.value.message
 
 
-@pytest.mark.media
 def test_video_without_audio_is_not_retried(
     transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx
 ) -> None:
@@ -201,7 +193,6 @@ def test_video_without_audio_is_not_retried(
     assert info.value.retryable is False
 
 
-@pytest.mark.media
 @pytest.mark.parametrize(
     ("model", "expected"),
     [
@@ -224,7 +215,6 @@ def test_unavailable_models_are_not_retried(
     assert expected in info.value.message
 
 
-@pytest.mark.media
 def test_english_only_model_refuses_other_languages(
     transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx
 ) -> None:
@@ -233,46 +223,7 @@ def test_english_only_model_refuses_other_languages(
     assert info.value.kind == "bad_params"
 
 
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({"beam_size": 0}, "beam_size must be an integer from 1"),
-        ({"beam_size": "5"}, "beam_size must be an integer"),
-        ({"beam_size": True}, "beam_size must be an integer"),
-        ({"vad_filter": "yes"}, "vad_filter must be true or false"),
-        ({"lexicon": "station"}, "lexicon must be a list of words"),
-        ({"language": 7}, "language must be a language code"),
-        ({"model": 3}, "model must be a name or a directory"),
-        ({"initial_prompt": ["x"]}, "initial_prompt must be text"),
-    ],
-)
-def test_bad_params_are_not_retried(params: dict[str, Any], message: str) -> None:
-    with pytest.raises(HandlerError, match=message) as info:
-        Options.parse(params)
-    assert info.value.retryable is False and info.value.kind == "bad_params"
-
-
-def test_default_model_follows_the_language() -> None:
-    assert Options.parse({}).model == "base" and Options.parse({}).language is None
-    assert Options.parse({"language": "auto"}).language is None
-    assert Options.parse({"language": "EN"}).model == "tiny.en"
-    assert Options.parse({"language": "de"}).model == "base"
-    assert Options.parse({"lexicon": ["Taskpost", " ", "CTranslate2"]}).hotwords == "Taskpost, CTranslate2"
-
-
-# -- devices, setup, subtitles ----------------------------------------------------------------
-def test_device_follows_the_worker_type(caplog: pytest.LogCaptureFixture) -> None:
-    import ctranslate2
-
-    assert choose_device(WorkerType.CPU, force_cpu=False) == CPU
-    assert choose_device(WorkerType.GPU, force_cpu=True) == CPU
-    has_cuda = ctranslate2.get_cuda_device_count() > 0
-    with caplog.at_level(logging.WARNING):
-        assert choose_device(WorkerType.GPU, force_cpu=False) == (CUDA if has_cuda else CPU)
-    assert has_cuda or "without a usable CUDA device" in caplog.text
-
-
-@pytest.mark.media
+# -- devices and setup ------------------------------------------------------------------------
 @pytest.mark.gpu
 def test_gpu_agent_transcribes_on_cuda_in_float16(
     transcriber: TranscriptionHandler, speech_dir: Path, tmp_path: Path
@@ -295,25 +246,18 @@ def test_gpu_agent_transcribes_on_cuda_in_float16(
     assert word_error_rate(result["text"]) < 0.15, result["text"]
 
 
-@pytest.mark.media
-def test_setup_preloads_the_packaged_models_under_the_work_dir(tmp_path: Path) -> None:
+def test_setup_preloads_the_packaged_models_under_the_work_dir(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="agent.media.whisper")
     handler = TranscriptionHandler()
     settings = AgentSettings(server_url="http://c", api_key="k", work_dir=tmp_path, _env_file=None)
     handler.setup(settings)
     assert (tmp_path / "models" / "whisper-base" / "model.bin").is_file()
+    loads = [message for message in caplog.messages if message.startswith("loaded model")]
+    assert loads == ["loaded model 'tiny.en' on cpu (int8)", "loaded model 'base' on cpu (int8)"]
+    caplog.clear()
     first, _ = handler.models.get("tiny.en", CPU)
     again, device = handler.models.get("tiny.en", CPU)
     assert again is first and device == CPU
-
-
-def test_subtitle_timestamps() -> None:
-    segments = [
-        {"start": 0.0, "end": 1.5, "text": "one"},
-        {"start": 3661.25, "end": 3662.0005, "text": "two"},
-    ]
-    assert to_srt(segments) == (
-        "1\n00:00:00,000 --> 00:00:01,500\none\n\n2\n01:01:01,250 --> 01:01:02,000\ntwo\n"
-    )
-    assert to_vtt(segments) == (
-        "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\none\n\n01:01:01.250 --> 01:01:02.000\ntwo\n"
-    )
+    assert not [message for message in caplog.messages if message.startswith("loaded model")], "no reload"

@@ -16,6 +16,7 @@ import pytest
 from agent.handlers.base import CancelReason, HandlerError, TaskContext
 from agent.handlers.url_audio import UrlAudioHandler, _ProgressWindow, parse_limits
 from agent.media.download_errors import classify
+from taskpost.launch import free_port
 from tests.agent.handlers.conftest import RecordingContext
 from tests.media_fixtures import speech
 from tests.media_fixtures.media_server import MediaServer, audio_page, json_ld_page, plain_page, serve
@@ -169,7 +170,7 @@ def test_forbidden_is_an_http_error(server: MediaServer, download: Any) -> None:
 
 
 def test_unreachable_host_is_a_retryable_network_error(ytdl: Any, download: Any) -> None:
-    error = failure(lambda: download("http://127.0.0.1:9/speech.mp3"))  # discard port: refused
+    error = failure(lambda: download(f"http://127.0.0.1:{free_port()}/speech.mp3"))  # nothing listens
     assert (error.kind, error.retryable) == ("network", True)
 
 
@@ -277,13 +278,13 @@ def test_progress_window_maps_progress_and_shares_cancellation(tmp_path: Path) -
 def test_page_audio_is_downloaded_then_transcribed(
     server: MediaServer, make_media_ctx: MakeCtx, transcriber: Any
 ) -> None:
-    pytest.importorskip("agent.handlers.transcription", reason="transcription handler not written yet")
+    jiwer = pytest.importorskip("jiwer", reason="needs jiwer (dev dependency)")
     url = server.add_page("news.html", audio_page("/english.mp3", title="Morning news"))
     ctx = make_media_ctx(None, {"url": url, "language": "en"}, task_type="url_audio")
     result = UrlAudioHandler(transcriber=transcriber).run(ctx)
     assert result["metadata"]["title"].startswith("Morning news")
     text = speech.normalise(result["transcription"]["text"])
-    assert all(word in text for word in ("weather", "station", "train"))
+    assert jiwer.wer(speech.normalise(speech.ENGLISH_TEXT), text) < 0.15, text
     names = sorted(p.name for p in ctx.output_dir.iterdir())
     assert "metadata.json" in names and "transcript.txt" in names
     assert not [name for name in names if name.startswith("audio.")], "the audio is not an output"
