@@ -1,7 +1,10 @@
 """Log lines shared by the coordinator and the agent: JSON lines or readable text.
 
 ``configure_logging`` is called once, at a process's entry point; each side passes the filters
-that add its own context fields. Standard library only, like the rest of ``protocol``.
+that add its own context fields. A run of identical lines is thinned to one per window
+(``RepeatFilter``): a failure that repeats in a tight loop, such as ``accept()`` failing while the
+process is out of file descriptors, must not flood the log. Standard library only, like the rest
+of ``protocol``.
 """
 
 from __future__ import annotations
@@ -9,7 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
@@ -73,20 +80,79 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+@dataclass(slots=True)
+class _Run:
+    passed_at: float
+    """When the last record of this kind was let through."""
+    suppressed: int = 0
+    """How many have been dropped since."""
+
+
+class RepeatFilter(logging.Filter):
+    """Lets one of a run of identical records through per ``window_s``; counts the others.
+
+    Records are identical when their logger, level, first line of message (asyncio appends
+    details that change on every repeat), structured fields and exception type are. The first
+    one let through after a window carries ``repeats_suppressed``: how many were dropped.
+    """
+
+    def __init__(
+        self, window_s: float = 10.0, clock: Callable[[], float] = time.monotonic, max_kinds: int = 1024
+    ) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self._clock = clock
+        self._max_kinds = max_kinds
+        self._lock = threading.Lock()
+        self._runs: OrderedDict[tuple[object, ...], _Run] = OrderedDict()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = _record_kind(record)
+        with self._lock:
+            now = self._clock()
+            run = self._runs.get(kind)
+            if run is not None and now - run.passed_at < self.window_s:
+                run.suppressed += 1
+                return False
+            suppressed = run.suppressed if run is not None else 0
+            self._runs[kind] = _Run(now)
+            self._runs.move_to_end(kind)
+            while len(self._runs) > self._max_kinds:
+                self._runs.popitem(last=False)
+        if suppressed:
+            record.repeats_suppressed = suppressed
+        return True
+
+
+def _record_kind(record: logging.LogRecord) -> tuple[object, ...]:
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string is the formatter's to report
+        message = str(record.msg)
+    headline = message.partition("\n")[0]
+    fields = tuple(sorted((key, repr(value)) for key, value in record_fields(record).items()))
+    exception = record.exc_info[0] if record.exc_info else None
+    return (record.name, record.levelno, headline, fields, exception)
+
+
 def configure_logging(
     level: str = "INFO",
     fmt: LogFormat = "json",
     stream: TextIO | None = None,
     filters: Iterable[logging.Filter] = (),
+    repeat_window_s: float | None = 10.0,
 ) -> None:
     """Send every log line to one stream handler (stderr by default), replacing earlier handlers.
 
-    ``filters`` run on every record before it is formatted (each side adds its context fields).
+    ``filters`` run on every record before it is formatted (each side adds its context fields);
+    then identical records are thinned to one per ``repeat_window_s`` (None: all pass).
     """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     for record_filter in filters:
         handler.addFilter(record_filter)
+    if repeat_window_s is not None:
+        handler.addFilter(RepeatFilter(repeat_window_s))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -10,7 +10,7 @@ TaskpostError
 ├── NotAuthenticated (401)
 ├── Forbidden (403)
 ├── NotFound (404): JobNotFound, WorkerNotFound, FileNotFound, KeyNotFound
-├── Conflict (409): StaleLease, InvalidState
+├── Conflict (409): StaleLease, InvalidState, UploadTooSlow
 ├── PayloadTooLarge (413)
 └── TooManyAuthFailures (429)
 
@@ -124,6 +124,12 @@ class InvalidState(Conflict):
     """The job is not in a state that allows this."""
 
     code = "invalid_state"
+
+
+class UploadTooSlow(Conflict):
+    """The file took longer to arrive than TASKPOST_UPLOAD_GRACE_S allows: send it again."""
+
+    code = "upload_too_slow"
 
 
 class PayloadTooLarge(TaskpostError):

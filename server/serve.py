@@ -1,4 +1,5 @@
-"""Run the coordinator under uvicorn: its logging, and a shutdown that does not wait on long polls."""
+"""Run the coordinator under uvicorn: its logging, connection limits, TLS, and a shutdown that does
+not wait on long polls."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import uvicorn
 
 from protocol.logs import configure_logging
 from server.app import create_app
+from server.connections import ConnectionLimits, connection_cap, limited_protocol, raise_open_file_limit
 from server.coordinator import Coordinator
 from server.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # uvicorn's own exit status when the server could not start (port taken, app failing to start).
 STARTUP_FAILURE = 3
@@ -43,6 +47,9 @@ def serve(settings: Settings, host: str, port: int) -> int:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    if settings.ssl_keyfile is not None and settings.ssl_certfile is None:
+        logger.error("TASKPOST_SSL_KEYFILE needs TASKPOST_SSL_CERTFILE, the certificate it belongs to")
+        return STARTUP_FAILURE
     coordinator = Coordinator.from_settings(settings)
     config = uvicorn.Config(
         create_app(settings, coordinator),
@@ -52,9 +59,29 @@ def serve(settings: Settings, host: str, port: int) -> int:
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        http=limited_protocol(_connection_limits(settings)),
+        timeout_keep_alive=settings.keep_alive_s,
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
     )
     server = CoordinatorServer(config, coordinator)
     # uvicorn raises the SIGINT it caught again once it has stopped cleanly.
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     return 0 if server.started else STARTUP_FAILURE
+
+
+def _connection_limits(settings: Settings) -> ConnectionLimits:
+    open_files = raise_open_file_limit()
+    cap = connection_cap(settings.max_connections, open_files)
+    if cap < settings.max_connections:
+        logger.warning(
+            "serving at most %d connections, not %d (TASKPOST_MAX_CONNECTIONS): the open-file limit is %d",
+            cap,
+            settings.max_connections,
+            open_files,
+            extra={"action": "connection_cap", "max_connections": cap, "open_files": open_files},
+        )
+    return ConnectionLimits(max_connections=cap, header_timeout_s=settings.header_timeout_s)

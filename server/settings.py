@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     """Largest JSON request body; larger ones get 413 (file routes use max_upload_bytes)."""
     claim_batch_cap: int = Field(default=64, ge=1)
 
+    # Uploads and the lifetime of their blobs.
+    upload_grace_s: float = Field(default=86400.0, gt=0)
+    """An upload no new job has named for this long is forgotten; its file is deleted unless a
+    job still uses it. Also how long a file may take to arrive before its space is reclaimed."""
+    max_multipart_parts: int = Field(default=100, ge=1)
+    """Most parts (the job field and its files) in one multipart submit; more get 413."""
+
     job_type_retention_s: float = Field(default=7 * 86400, gt=0)
     """A job type no agent has declared for this long is no longer known (built-in types always are)."""
     auth_failure_rate_per_s: float = Field(default=1.0, gt=0)
@@ -90,3 +97,21 @@ class Settings(BaseSettings):
 
     def resolved_blob_dir(self) -> Path:
         return self.blob_dir if self.blob_dir is not None else self.data_dir / "blobs"
+
+    # Connections and TLS of `taskpost server` (server/serve.py; see docs/security.md).
+    keep_alive_s: int = Field(default=5, ge=1)
+    """An idle keep-alive connection is closed after this many seconds."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """A connection must complete a request's headers this long after opening or its first byte."""
+    max_connections: int = Field(default=1000, ge=1)
+    """Client connections served at once; past it a new one is answered 503 ``overloaded``."""
+    forwarded_allow_ips: str = ""
+    """Proxies whose X-Forwarded-For/-Proto are trusted (comma-separated addresses); empty: none."""
+    ssl_certfile: Path | None = None
+    """PEM certificate (chain) to serve HTTPS with; the key too, unless ssl_keyfile is set."""
+    ssl_keyfile: Path | None = None
+
+    @field_validator("ssl_certfile", "ssl_keyfile", mode="before")
+    @classmethod
+    def _empty_path_means_unset(cls, value: object) -> object:
+        return None if value == "" else value

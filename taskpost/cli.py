@@ -69,6 +69,16 @@ def server(
     log_format: Annotated[
         LogFormat | None, typer.Option(help="text or json (TASKPOST_LOG_FORMAT, default text).")
     ] = None,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this PEM certificate (TASKPOST_SSL_CERTFILE).")
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option(help="The certificate's private key, PEM (TASKPOST_SSL_KEYFILE).")
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(help="Proxies whose X-Forwarded-For is trusted (TASKPOST_FORWARDED_ALLOW_IPS)."),
+    ] = None,
 ) -> None:
     """Run the coordinator (SQLite under ./data by default)."""
     from pydantic import ValidationError
@@ -76,7 +86,15 @@ def server(
     from server.serve import serve
 
     try:
-        settings = _settings(data_dir, database_url, log_level=log_level, log_format=log_format)
+        settings = _settings(
+            data_dir,
+            database_url,
+            log_level=log_level,
+            log_format=log_format,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            forwarded_allow_ips=forwarded_allow_ips,
+        )
     except ValidationError as exc:
         _fail(CliError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())))
     raise typer.Exit(serve(settings, host, port))

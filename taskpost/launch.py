@@ -6,12 +6,13 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import httpx
 
@@ -51,10 +52,20 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 class ChildProcess:
-    """One ``taskpost`` subcommand in a child process, its output in a log file."""
+    """One ``taskpost`` subcommand in a child process, its output in a log file.
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    ``preexec_fn`` runs in the child before it starts (e.g. to lower a resource limit).
+    """
+
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str],
+        log: Path,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
         self.args, self.env, self.log = args, env, log
+        self.preexec_fn = preexec_fn
         self.popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ChildProcess:
@@ -64,6 +75,7 @@ class ChildProcess:
                 env=self.env,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
+                preexec_fn=self.preexec_fn,
             )
         return self
 
@@ -97,12 +109,14 @@ class ChildProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def wait_healthy(url: str, process: ChildProcess, timeout_s: float = 30) -> None:
+def wait_healthy(
+    url: str, process: ChildProcess, timeout_s: float = 30, verify: ssl.SSLContext | bool = True
+) -> None:
     def healthy() -> bool:
         if not process.running():
             raise RuntimeError(f"the coordinator exited early:\n{process.output()[-3000:]}")
         try:
-            return httpx.get(f"{url}/health", timeout=1).status_code == 200
+            return httpx.get(f"{url}/health", timeout=1, verify=verify).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -110,7 +124,11 @@ def wait_healthy(url: str, process: ChildProcess, timeout_s: float = 30) -> None
 
 
 class LocalCoordinator:
-    """A coordinator child process on a fresh SQLite data folder, with an admin key of its own."""
+    """A coordinator child process on a fresh SQLite data folder, with an admin key of its own.
+
+    ``settings`` are added to its environment (``TASKPOST_...``), ``server_args`` to its command
+    line; ``scheme="https"`` with ``verify`` (the CA to trust) for one serving TLS.
+    """
 
     def __init__(
         self,
@@ -119,18 +137,25 @@ class LocalCoordinator:
         *,
         log_level: str = "warning",
         log_format: LogFormat = "text",
+        settings: Mapping[str, str] | None = None,
+        server_args: Sequence[str] = (),
+        scheme: Literal["http", "https"] = "http",
+        verify: ssl.SSLContext | bool = True,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.verify = verify
         self.admin_key = secrets.token_urlsafe(24)
-        self.env = child_env({"TASKPOST_ADMIN_KEY": self.admin_key, "TASKPOST_DATA_DIR": str(work / "data")})
+        own = {"TASKPOST_ADMIN_KEY": self.admin_key, "TASKPOST_DATA_DIR": str(work / "data")}
+        self.env = child_env({**own, **(settings or {})})
         self.work = work
         args = ["server", "--port", str(self.port), "--log-level", log_level, "--log-format", log_format]
-        self.process = ChildProcess(args, self.env, work / "coordinator.log")
+        self.process = ChildProcess([*args, *server_args], self.env, work / "coordinator.log", preexec_fn)
 
     def start(self) -> LocalCoordinator:
         self.process.start()
-        wait_healthy(self.url, self.process)
+        wait_healthy(self.url, self.process, verify=self.verify)
         return self
 
     def start_agent(self, api_key: str, *args: str, log_name: str = "agent.log") -> ChildProcess:

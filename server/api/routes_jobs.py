@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from protocol import (
-    InputRef,
+    SHA256_HEADER,
     JobBatchCreate,
     JobBatchSubmitted,
     JobCreate,
@@ -23,10 +21,10 @@ from protocol import (
     JobSubmitted,
     UploadPublic,
 )
-from server.api import files
+from server.api import files, multipart
 from server.api.deps import CoordinatorDep, JobScopeDep, TargetNamespaceDep
 from server.errors import InvalidParams
-from server.services import job_types, jobs, submissions
+from server.services import job_types, jobs, submissions, uploads
 
 router = APIRouter(tags=["jobs"])
 
@@ -37,35 +35,25 @@ async def upload(
     coord: CoordinatorDep,
     namespace: TargetNamespaceDep,
     name: Annotated[str, Query()] = "input",
+    declared_sha256: Annotated[str | None, Header(alias=SHA256_HEADER)] = None,
 ) -> UploadPublic:
-    """Store a file (the raw request body) for a job of the same namespace to name among its inputs."""
+    """Store a file (the raw request body) for a job of the same namespace to name among its inputs.
+
+    With ``X-Content-SHA256``, a body whose digest differs is refused (422) and not kept.
+    """
     files.check_name(name)
-    blob = await files.store_request_body(coord, request)
-    return await files.record_upload(coord, name, blob, namespace)
+    return await uploads.store_upload(coord, namespace, name, files.body_chunks(request), declared_sha256)
 
 
-async def _spec_from_multipart(coord: CoordinatorDep, request: Request, namespace: str) -> JobCreate:
-    files.check_declared_length(request, coord.settings.max_upload_bytes)
-    form = await request.form(max_files=100)
+def _parse_job(raw: bytes) -> JobCreate:
     try:
-        raw = form.get("job")
-        if not isinstance(raw, str):
-            raise InvalidParams(
-                "a multipart submission needs a 'job' field holding the job JSON", field="job"
-            )
-        spec = JobCreate.model_validate_json(raw)
-        refs = list(spec.inputs)
-        for _, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                name, stored = await files.store_form_file(coord, value, namespace)
-                refs.append(InputRef(name=name, upload_id=stored.upload_id))
+        return JobCreate.model_validate_json(raw)
     except ValidationError as exc:
-        raise InvalidParams(
-            f"invalid job field: {exc.errors()[0]['msg']}", errors=json.loads(exc.json())
-        ) from exc
-    finally:
-        await form.close()
-    return spec.model_copy(update={"inputs": refs})
+        problems = [
+            {"field": ".".join(map(str, e["loc"])) or "body", "message": e["msg"]} for e in exc.errors()
+        ]
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
+        raise InvalidParams(f"invalid job: {summary}", errors=problems) from exc
 
 
 @router.post(
@@ -77,20 +65,16 @@ async def _spec_from_multipart(coord: CoordinatorDep, request: Request, namespac
     },
 )
 async def submit(request: Request, coord: CoordinatorDep, namespace: TargetNamespaceDep) -> Response:
-    """Submit one job, as JSON or as multipart with its input files."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        spec = await _spec_from_multipart(coord, request, namespace)
+    """Submit one job, as JSON or as multipart/form-data: a ``job`` field with that JSON, and
+    files (each part with a filename becomes an input of that name)."""
+    if request.headers.get("content-type", "").lower().startswith("multipart/"):
+        async with uploads.StagedFiles(coord) as staged:
+            spec = await multipart.read_job_form(request, staged, coord.settings, _parse_job)
+            [(job, created)] = await submissions.submit(coord, namespace, [spec], staged.inputs)
+            if created:
+                staged.keep()
     else:
-        try:
-            spec = JobCreate.model_validate_json(await request.body())
-        except ValidationError as exc:
-            problems = [
-                {"field": ".".join(map(str, e["loc"])) or "body", "message": e["msg"]} for e in exc.errors()
-            ]
-            summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
-            raise InvalidParams(f"invalid job: {summary}", errors=problems) from exc
-    [(job, created)] = await submissions.submit(coord, namespace, [spec])
+        [(job, created)] = await submissions.submit(coord, namespace, [_parse_job(await request.body())])
     warning = job_types.unserved_warning(coord, job.type)
     body = JobSubmitted(job=job, created=created, warnings=[warning] if warning else []).model_dump(
         mode="json"

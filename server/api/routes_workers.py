@@ -23,8 +23,8 @@ from protocol import (
 )
 from server.api import files
 from server.api.deps import CoordinatorDep, WorkerDep, WorkerRouteDep
-from server.errors import FileNotFound, InvalidParams
-from server.services import claims, leases, workers
+from server.errors import FileNotFound
+from server.services import claims, leases, uploads, workers
 
 router = APIRouter(tags=["agents"])
 
@@ -96,20 +96,7 @@ async def upload_output(
     lease_token: LeaseHeader = None,
     expected_sha256: Annotated[str | None, Header(alias=SHA256_HEADER)] = None,
 ) -> FileInfo:
+    """An output of the attempt holding the lease; the job's once that attempt succeeds."""
     files.check_name(name)
-    await leases.require_lease(coord, job_id, lease_token)
-    assert lease_token is not None  # require_lease refuses a missing token
-    blob = await files.store_request_body(coord, request)
-    if expected_sha256 and expected_sha256.lower() != blob.sha256:
-        await coord.blobs.delete(blob.key)
-        raise InvalidParams(
-            f"the body's sha256 is {blob.sha256}, not {expected_sha256} as {SHA256_HEADER} says",
-            field=SHA256_HEADER,
-        )
-    entry = {"name": name, "blob_key": blob.key, "size": blob.size, "sha256": blob.sha256}
-    try:
-        await leases.attach_output(coord, job_id, lease_token, entry)
-    except Exception:
-        await coord.blobs.delete(blob.key)
-        raise
-    return FileInfo(name=name, size=blob.size, sha256=blob.sha256)
+    chunks = files.body_chunks(request)
+    return await uploads.store_output(coord, job_id, lease_token, name, chunks, expected_sha256)

@@ -15,10 +15,16 @@ class StoredBlob:
 
 
 class BlobStore(Protocol):
-    """Streams bytes in and out under opaque keys."""
+    """Streams bytes in and out under opaque keys (ASCII letters and digits).
 
-    async def put(self, chunks: AsyncIterable[bytes], *, max_bytes: int) -> StoredBlob:
-        """Store a stream, hashing it on the way; PayloadTooLarge past ``max_bytes``."""
+    The caller picks the key (server.services.blob_refs records it before the first byte is
+    written, so that a write cut short by a crash can still be found and deleted).
+    """
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int) -> StoredBlob:
+        """Store a stream under ``key``, hashing it on the way; PayloadTooLarge past ``max_bytes``.
+
+        Nothing is left under ``key`` when it fails."""
 
     def open(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
         """Stream a stored blob back."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
@@ -42,8 +41,7 @@ class LocalBlobStore:
             raise ValueError(f"invalid blob key {key!r}")
         return self.root / key[:2] / key
 
-    async def put(self, chunks: AsyncIterable[bytes], *, max_bytes: int) -> StoredBlob:
-        key = uuid.uuid4().hex
+    async def put(self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int) -> StoredBlob:
         final = self._path(key)
         _private_dir(final.parent)
         partial = final.with_suffix(".part")

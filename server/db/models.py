@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Float, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from protocol import DEFAULT_NAMESPACE
@@ -139,9 +139,10 @@ class KnownJobType(SQLModel, table=True):
 
 
 class Upload(SQLModel, table=True):
-    """A blob uploaded ahead of the job that will use it as an input."""
+    """A blob uploaded ahead of the jobs that will use it as an input."""
 
     __tablename__ = "uploads"
+    __table_args__ = (Index("ix_uploads_last_used_at", "last_used_at"),)
 
     id: str = Field(primary_key=True, max_length=36)
     namespace: str = Field(
@@ -151,6 +152,44 @@ class Upload(SQLModel, table=True):
     """Only jobs of this namespace may name it as an input."""
     name: str
     blob_key: str
+    size: int
+    sha256: str = Field(max_length=64)
+    created_at: float
+    last_used_at: float = Field(default=0.0, sa_column=Column(Float, nullable=False, server_default="0"))
+    """When it was uploaded or last named by a new job; TASKPOST_UPLOAD_GRACE_S after that it is
+    forgotten (the upgrade step sets created_at on rows of older versions)."""
+
+
+class Blob(SQLModel, table=True):
+    """One blob in the store and how many things reference it (server.services.blob_refs).
+
+    A reservation (``stored_at`` NULL, no references) is a blob being written. A stored blob
+    with no reference left is garbage: the collector deletes it from the store, then this row.
+    """
+
+    __tablename__ = "blobs"
+
+    key: str = Field(primary_key=True, max_length=64)
+    refs: int = Field(default=0, index=True)
+    """Uploads, pending outputs, and job inputs and outputs that name this blob."""
+    created_at: float
+    stored_at: float | None = None
+    """When its bytes were recorded as used; NULL while it is being written."""
+
+
+class AttemptOutput(SQLModel, table=True):
+    """An output uploaded during an attempt: it becomes the job's when that attempt succeeds."""
+
+    __tablename__ = "attempt_outputs"
+    __table_args__ = (UniqueConstraint("job_id", "lease_token", "name", name="uq_attempt_outputs_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    """Upload order, which is the order of the job's outputs."""
+    job_id: str = Field(max_length=36)
+    lease_token: str = Field(max_length=64)
+    """The attempt: the lease it was uploaded under."""
+    name: str
+    blob_key: str = Field(max_length=64)
     size: int
     sha256: str = Field(max_length=64)
     created_at: float

@@ -26,6 +26,7 @@ def job_public(row: Any) -> JobPublic:
     error = row.error
     return JobPublic(
         id=row.id,
+        namespace=row.namespace,
         type=row.type,
         state=JobState(row.state),
         priority=Priority.from_rank(row.priority),

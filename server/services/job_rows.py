@@ -71,7 +71,7 @@ def decoded(row: Any) -> Any:
 
 def public_job(row: Any) -> JobPublic:
     """The row as a ``JobPublic`` that is sure to serialise."""
-    job = job_public(row).model_copy(update={"namespace": row.namespace})
+    job = job_public(row)
     try:
         job.model_dump_json()
     except PydanticSerializationError:

@@ -2,7 +2,9 @@
 
 Every operation that touches a running task checks its lease token; a token that is not the
 task's live lease is stale. Completions are idempotent for the token that ended the attempt,
-whether it succeeded or failed. (Claims, which hand leases out, are in server.services.claims.)
+whether it succeeded or failed. The outputs an attempt uploaded become the job's when it
+succeeds and are dropped at any other end (server.services.attempt_outputs). (Claims, which hand
+leases out, are in server.services.claims; output uploads in server.services.uploads.)
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from protocol import (
 )
 from server.coordinator import Coordinator, WorkerRoute
 from server.errors import JobNotFound, StaleLease
-from server.services import events, workers
+from server.services import attempt_outputs, events, workers
 from server.services.convert import require_datetime
 from server.services.jobs import JOBS
 from server.services.transitions import (
@@ -124,10 +126,14 @@ async def complete(
             acks.append(CompletionAck(job_id=row.id, accepted=True, state=state.value))
         if succeeded:
             await conn.execute(_COMPLETE_STATEMENT.values(ended_at=now), succeeded)
+            await attempt_outputs.promote(
+                conn, [(s["b_id"], s["b_token"], rows[s["b_id"]].outputs) for s in succeeded]
+            )
         for job_id, token, values in other_updates:
             await conn.execute(
                 update(JOBS).where(JOBS.c.id == job_id, JOBS.c.lease_token == token).values(**values)
             )
+        await attempt_outputs.drop(conn, [job_id for job_id, _, _ in other_updates])
         await events.record(conn, log, now)
     if requeued:
         coord.notifier.notify()
@@ -245,6 +251,7 @@ async def release(
             else:
                 values.update(ended_at=now)
             await conn.execute(update(JOBS).where(JOBS.c.id == row.id).values(**values))
+            await attempt_outputs.drop(conn, [row.id])
             await events.record(
                 conn, [events.Event(row.id, "released", row.attempts, worker_id, reason)], now
             )
@@ -256,21 +263,15 @@ async def release(
 async def require_lease(coord: Coordinator, job_id: str, token: str | None) -> Any:
     """The job row, if ``token`` is its live lease; StaleLease otherwise."""
     async with coord.db.read() as conn:
-        rows = await _lease_rows(conn, coord, [job_id])
+        return await check_lease(conn, coord, job_id, token)
+
+
+async def check_lease(conn: AsyncConnection, coord: Coordinator, job_id: str, token: str | None) -> Any:
+    """``require_lease`` inside the caller's transaction (which then holds the row)."""
+    rows = await _lease_rows(conn, coord, [job_id])
     row: Any = rows.get(job_id)
     if row is None:
         raise JobNotFound(f"no job has id {job_id!r}", job_id=job_id)
     if not token or not _holds_lease(row, token):
         raise StaleLease(f"the lease token is not the live lease of job {job_id}", job_id=job_id)
     return row
-
-
-async def attach_output(coord: Coordinator, job_id: str, token: str, entry: dict[str, Any]) -> None:
-    """Record an uploaded output on the job, replacing one of the same name."""
-    async with coord.db.write() as conn:
-        rows = await _lease_rows(conn, coord, [job_id])
-        row: Any = rows.get(job_id)
-        if not _holds_lease(row, token):
-            raise StaleLease(f"the lease token is not the live lease of job {job_id}", job_id=job_id)
-        outputs = [o for o in (row.outputs or []) if o["name"] != entry["name"]] + [entry]
-        await conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(outputs=outputs))

@@ -1,4 +1,5 @@
-"""Background upkeep: expired leases, overdue attempts, due retries, jobs out of total time.
+"""Background upkeep: expired leases, overdue attempts, due retries, jobs out of total time,
+and then the blob collector (server.services.blob_gc).
 
 One pass is a few indexed queries; it runs every ``reaper_interval_s``. Every change is a
 conditional update, so several coordinators sharing a database may all run it.
@@ -14,7 +15,7 @@ from sqlalchemy import and_, select, update
 
 from protocol import JobState
 from server.coordinator import Coordinator
-from server.services import events
+from server.services import attempt_outputs, blob_gc, events
 from server.services.jobs import JOBS
 from server.services.transitions import ATTEMPT_COLUMNS, AttemptFailure, after_failure
 
@@ -43,6 +44,7 @@ async def reap_once(coord: Coordinator) -> int:
             )
         ).all()
         log: list[events.Event] = []
+        ended: list[str] = []
         for row in running:
             failure = _why_overdue(row, now)
             values = after_failure(row, failure, now)
@@ -53,6 +55,7 @@ async def reap_once(coord: Coordinator) -> int:
             )
             if result.rowcount:
                 changed += 1
+                ended.append(row.id)
                 woke_queue = woke_queue or values["state"] == JobState.QUEUED.value
                 log.append(
                     events.Event(
@@ -63,6 +66,7 @@ async def reap_once(coord: Coordinator) -> int:
                         f"{failure.message} -> {values['state']}",
                     )
                 )
+        await attempt_outputs.drop(conn, ended)
         due = await conn.execute(
             update(JOBS)
             .where(JOBS.c.state == JobState.FAILED.value, JOBS.c.available_at <= now)
@@ -129,10 +133,12 @@ async def extend_leases_after_restart(coord: Coordinator) -> int:
 
 async def run_forever(coord: Coordinator) -> None:
     while True:
-        try:
-            await reap_once(coord)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("reaper pass failed", extra={"action": "reap"})
+        # The collector runs even when the reap failed: one must not starve the other.
+        for action, upkeep in (("reap", reap_once), ("blob_gc", blob_gc.collect)):
+            try:
+                await upkeep(coord)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("%s pass failed", action, extra={"action": action})
         await asyncio.sleep(coord.settings.reaper_interval_s)

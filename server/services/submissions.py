@@ -1,20 +1,33 @@
-"""Submitting jobs: checks, inputs from uploads, idempotency keys (unique per namespace)."""
+"""Submitting jobs: checks, inputs from uploads, idempotency keys (unique per namespace).
+
+A new job holds a reference on the blob of each input (server.services.blob_refs), taken in
+the transaction that inserts it, so that an upload that expires later leaves the job its files.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol import FILES_ROOT_LABEL, LOCAL_PATH_PARAM, JobCreate, JobPublic, JobState, RetryPolicy
+from protocol import (
+    FILES_ROOT_LABEL,
+    LOCAL_PATH_PARAM,
+    JobCreate,
+    JobPublic,
+    JobState,
+    RetryPolicy,
+)
+from protocol.fields import MAX_INPUTS
 from server.coordinator import Coordinator
 from server.errors import InvalidParams, UploadNotFound
-from server.services import job_types
+from server.services import blob_refs, job_types
 from server.services.job_rows import decoded, job_select, public_job
 from server.services.jobs import JOBS, UPLOADS
 
@@ -68,26 +81,25 @@ def _row_for(
 
 
 async def _resolve_inputs(
-    conn: AsyncConnection, namespace: str, specs: list[JobCreate]
+    conn: AsyncConnection, coord: Coordinator, namespace: str, specs: list[JobCreate]
 ) -> dict[str, dict[str, Any]]:
     """The uploads the specs name; another namespace's upload is as unknown as a missing one."""
     upload_ids = {ref.upload_id for spec in specs for ref in spec.inputs}
     if not upload_ids:
         return {}
-    rows = await conn.execute(
-        select(UPLOADS).where(UPLOADS.c.id.in_(upload_ids), UPLOADS.c.namespace == namespace)
-    )
-    found = {row.id: row._asdict() for row in rows}
+    query = select(UPLOADS).where(UPLOADS.c.id.in_(upload_ids), UPLOADS.c.namespace == namespace)
+    if coord.db.dialect.locks_rows:
+        query = query.with_for_update()  # the blob collector does not expire them meanwhile
+    found = {row.id: row._asdict() for row in await conn.execute(query)}
     for upload_id in sorted(upload_ids - found.keys()):
         raise UploadNotFound(f"no upload has id {upload_id!r}: upload the file first", upload_id=upload_id)
     return found
 
 
-def _inputs_of(spec: JobCreate, uploads: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    names = [ref.name for ref in spec.inputs]
-    if len(set(names)) != len(names):
-        raise InvalidParams("input names must be unique within a job", field="inputs")
-    return [
+def _inputs_of(
+    spec: JobCreate, uploads: dict[str, dict[str, Any]], stored: Sequence[dict[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    inputs = [
         {
             "name": ref.name,
             "blob_key": uploads[ref.upload_id]["blob_key"],
@@ -95,27 +107,49 @@ def _inputs_of(spec: JobCreate, uploads: dict[str, dict[str, Any]]) -> list[dict
             "sha256": uploads[ref.upload_id]["sha256"],
         }
         for ref in spec.inputs
-    ]
+    ] + list(stored)
+    names = [entry["name"] for entry in inputs]
+    if len(set(names)) != len(names):
+        raise InvalidParams("input names must be unique within a job", field="inputs")
+    if len(inputs) > MAX_INPUTS:
+        raise InvalidParams(f"a job has at most {MAX_INPUTS} inputs", field="inputs")
+    return inputs
 
 
-async def submit(coord: Coordinator, namespace: str, specs: list[JobCreate]) -> list[tuple[JobPublic, bool]]:
-    """Insert jobs into ``namespace``; a spec whose idempotency key exists there returns that job."""
+async def submit(
+    coord: Coordinator,
+    namespace: str,
+    specs: list[JobCreate],
+    stored_inputs: Sequence[dict[str, Any]] = (),
+) -> list[tuple[JobPublic, bool]]:
+    """Insert jobs into ``namespace``; a spec whose idempotency key exists there returns that job.
+
+    ``stored_inputs``: more inputs of the first spec, written with this request (a multipart
+    submit's files: name, blob_key, size, sha256), whose blobs are settled with the job. They
+    are not used when that spec's idempotency key returns an existing job.
+    """
+    if stored_inputs and len(specs) != 1:
+        raise ValueError("stored inputs belong to a single job")
     await job_types.ensure_known(coord, {spec.type for spec in specs})
     for spec in specs:
         _check_local_path(spec)
     now = coord.clock()
     try:
-        results = await _submit_once(coord, namespace, specs, now)
+        results = await _submit_once(coord, namespace, specs, now, stored_inputs)
     except IntegrityError:
         # Another coordinator inserted the same idempotency key between our read and insert.
-        results = await _submit_once(coord, namespace, specs, now)
+        results = await _submit_once(coord, namespace, specs, now, stored_inputs)
     if any(created for _, created in results):
         coord.notifier.notify()
     return results
 
 
 async def _submit_once(
-    coord: Coordinator, namespace: str, specs: list[JobCreate], now: float
+    coord: Coordinator,
+    namespace: str,
+    specs: list[JobCreate],
+    now: float,
+    stored_inputs: Sequence[dict[str, Any]],
 ) -> list[tuple[JobPublic, bool]]:
     async with coord.db.write() as conn:
         keys = {spec.idempotency_key for spec in specs if spec.idempotency_key}
@@ -127,21 +161,29 @@ async def _submit_once(
                 )
             )
             id_by_key = {row.idempotency_key: row.id for row in rows}
-        uploads = await _resolve_inputs(conn, namespace, specs)
+        uploads = await _resolve_inputs(conn, coord, namespace, specs)
         plan: list[tuple[str, bool]] = []
         new_rows: list[dict[str, Any]] = []
+        used_uploads: set[str] = set()
         for spec in specs:
             key = spec.idempotency_key
             if key and key in id_by_key:
                 plan.append((id_by_key[key], False))
                 continue
-            row = _row_for(coord, namespace, spec, _inputs_of(spec, uploads), now)
+            stored = stored_inputs if spec is specs[0] else ()
+            row = _row_for(coord, namespace, spec, _inputs_of(spec, uploads, stored), now)
             new_rows.append(row)
+            used_uploads.update(ref.upload_id for ref in spec.inputs)
+            if stored:
+                await blob_refs.settle(conn, [entry["blob_key"] for entry in stored], now)
             if key:
                 id_by_key[key] = row["id"]
             plan.append((row["id"], True))
         if new_rows:
             await conn.execute(insert(JOBS), new_rows)
+            await blob_refs.add(conn, [entry["blob_key"] for row in new_rows for entry in row["inputs"]])
+        if used_uploads:
+            await conn.execute(update(UPLOADS).where(UPLOADS.c.id.in_(used_uploads)).values(last_used_at=now))
         wanted = {job_id for job_id, _ in plan}
         rows = await conn.execute(job_select().where(JOBS.c.id.in_(wanted)))
         by_id = {row.id: public_job(decoded(row)) for row in rows}
