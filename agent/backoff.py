@@ -43,10 +43,11 @@ class Backoff:
         state = cast(RetryCallState, _AttemptNumber(self.failures + 1))
         return float(self._ceiling(state))
 
-    def next_delay(self) -> float:
+    def next_delay(self, at_least: float | None = None) -> float:
+        """The delay for this failure, never below ``at_least`` (the coordinator's Retry-After)."""
         ceiling = self.peek()
         self.failures += 1
-        return ceiling / 2 + ceiling / 2 * self._rand()
+        return max(ceiling / 2 + ceiling / 2 * self._rand(), at_least or 0.0)
 
     def reset(self) -> None:
         self.failures = 0

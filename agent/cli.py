@@ -22,6 +22,7 @@ from protocol import WorkerType
 _FLAGS = {
     "server_url": "--server-url",
     "api_key": "--api-key",
+    "api_key_file": "--api-key-file",
     "worker_type": "--worker-type",
     "poll_interval": "--poll-interval",
     "max_concurrent": "--max-concurrent",
@@ -49,18 +50,30 @@ def _split(values: list[str] | None) -> list[str] | None:
 def _explain(error: ValidationError) -> str:
     lines = ["invalid agent configuration:"]
     for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else "?"
+        if not item["loc"]:  # a check across settings: its message names them
+            lines.append(f"  {item['msg'].removeprefix('Value error, ')}")
+            continue
+        field = str(item["loc"][0])
         where = f"TASKPOST_{field.upper()}"
         if field in _FLAGS:
             where += f" / {_FLAGS[field]}"
         message = "is required" if item["type"] == "missing" else item["msg"]
+        if field == "api_key" and item["type"] == "missing":
+            message += " (or TASKPOST_API_KEY_FILE / --api-key-file)"
         lines.append(f"  {where}: {message}")
     return "\n".join(lines)
+
+
+_EITHER_OR = (("api_key", "api_key_file"), ("api_key_file", "api_key"))
+"""A flag that sets one of these hides the other's variable (a flag wins over the environment)."""
 
 
 def load_settings(overrides: dict[str, Any], env_file: Path | None) -> AgentSettings:
     """Settings from flags (``overrides``, None values ignored), environment and env file."""
     given = {key: value for key, value in overrides.items() if value is not None}
+    for flag, hidden in _EITHER_OR:
+        if flag in given:
+            given.setdefault(hidden, None)
     return AgentSettings(_env_file=env_file or ".env", **given)
 
 
@@ -69,7 +82,15 @@ def agent_command(
         str | None, typer.Option("--server-url", help="Coordinator URL, e.g. http://host:8000.")
     ] = None,
     api_key: Annotated[
-        str | None, typer.Option("--api-key", help="API key with the worker role.", show_default=False)
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="API key with the worker role (visible in ps: prefer --api-key-file).",
+            show_default=False,
+        ),
+    ] = None,
+    api_key_file: Annotated[
+        Path | None, typer.Option("--api-key-file", help="File holding the API key (chmod 600).")
     ] = None,
     worker_type: Annotated[
         WorkerType | None, typer.Option("--worker-type", case_sensitive=False, help="gpu or cpu.")
@@ -113,6 +134,7 @@ def agent_command(
     overrides: dict[str, Any] = {
         "server_url": server_url,
         "api_key": api_key,
+        "api_key_file": api_key_file,
         "worker_type": worker_type,
         "poll_interval": poll_interval,
         "max_concurrent": max_concurrent,

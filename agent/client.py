@@ -9,7 +9,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
@@ -25,6 +29,7 @@ from agent.errors import (
     LeaseLost,
     WorkerUnknown,
 )
+from agent.workdir import open_private
 from protocol import (
     API_PREFIX,
     LEASE_HEADER,
@@ -50,6 +55,7 @@ M = TypeVar("M", bound=BaseModel)
 CHUNK = 1 << 20
 LONG_POLL_MARGIN_S = 15.0
 """Extra read time on a claim beyond the hold the agent asked for."""
+_SECONDS = re.compile(r"[0-9]+")
 
 
 def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
@@ -58,6 +64,20 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
     except (ValueError, ValidationError):
         return None, response.text[:200] or response.reason_phrase
     return body.error.code, body.error.message
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    """The answer's ``Retry-After`` in seconds (from a number of seconds or an HTTP date)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if _SECONDS.fullmatch(value):
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def raise_for_response(response: httpx.Response) -> None:
@@ -74,7 +94,9 @@ def raise_for_response(response: httpx.Response) -> None:
     if status == 409 and code == "stale_lease":
         raise LeaseLost(message)
     if status >= 500 or status in (408, 429):
-        raise CoordinatorUnavailable(f"{what}: {status} {message}")
+        wait_s = retry_after_s(response)
+        after = f" (retry after {wait_s:.0f}s)" if wait_s is not None else ""
+        raise CoordinatorUnavailable(f"{what}: {status} {message}{after}", retry_after_s=wait_s)
     raise CoordinatorError(f"{what}: {status} {message}", status=status, code=code)
 
 
@@ -111,6 +133,8 @@ class CoordinatorClient:
         """Called after every request with whether the coordinator answered it (below 500)."""
         self.base_url = server_url.rstrip("/") + API_PREFIX
         self._timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        self._not_before = 0.0
+        """``time.monotonic()`` before which no request is sent (the last ``Retry-After``)."""
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {api_key}"},
@@ -133,14 +157,33 @@ class CoordinatorClient:
         if self.on_exchange is not None:
             self.on_exchange(answered)
 
+    def _hold_off(self, method: str, url: str) -> None:
+        """Refuse, without sending it, a request the coordinator asked not to get yet."""
+        left = self._not_before - time.monotonic()
+        if left > 0:
+            raise CoordinatorUnavailable(
+                f"{method} {url}: not sent, the coordinator asked to wait {left:.1f}s more (Retry-After)",
+                retry_after_s=left,
+            )
+
+    def _answered(self, response: httpx.Response) -> None:
+        """Report the exchange and raise for an error answer, remembering its ``Retry-After``."""
+        self._report(response.status_code < 500)
+        try:
+            raise_for_response(response)
+        except CoordinatorUnavailable as exc:
+            if exc.retry_after_s:
+                self._not_before = max(self._not_before, time.monotonic() + exc.retry_after_s)
+            raise
+
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        self._hold_off(method, url)
         try:
             response = await self._http.request(method, url, **kwargs)
         except httpx.TransportError as exc:
             self._report(False)
             raise CoordinatorUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
-        self._report(response.status_code < 500)
-        raise_for_response(response)
+        self._answered(response)
         return response
 
     async def _json(self, method: str, url: str, model: type[M], **kwargs: Any) -> M:
@@ -219,20 +262,21 @@ class CoordinatorClient:
     async def download_input(
         self, job_id: str, name: str, lease_token: str, dest: Path, *, sha256: str | None = None
     ) -> int:
-        """Stream an input to ``dest``; raises ``IntegrityError`` (and removes it) on a digest mismatch.
+        """Stream an input to ``dest`` (a new 0600 file); raises ``IntegrityError`` (and removes
+        it) on a digest mismatch.
 
         Returns the number of bytes written.
         """
         url = f"/tasks/{quote(job_id, safe='')}/inputs/{quote(name, safe='')}"
         digest = hashlib.sha256()
         size = 0
+        self._hold_off("GET", url)
         try:
             async with self._http.stream("GET", url, headers={LEASE_HEADER: lease_token}) as response:
-                self._report(response.status_code < 500)
                 if response.status_code >= 400:
                     await response.aread()
-                    raise_for_response(response)
-                with dest.open("wb") as fh:
+                self._answered(response)
+                with open_private(dest) as fh:
                     async for chunk in response.aiter_bytes(CHUNK):
                         digest.update(chunk)
                         size += len(chunk)

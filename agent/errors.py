@@ -4,7 +4,7 @@ AgentError
  ├── AuthError                the API key was refused (fatal)
  ├── WorkerUnknown            the coordinator does not know this worker id (register again)
  ├── LeaseLost                the task's lease is no longer ours (drop the task)
- ├── CoordinatorUnavailable   network error, timeout or 5xx (retry later)
+ ├── CoordinatorUnavailable   network error, timeout, 5xx or 429 (retry later)
  ├── CoordinatorError         any other refusal (4xx); not worth retrying as is
  ├── IntegrityError           a downloaded file does not match its sha256
  └── ConfigError              the agent cannot start with this configuration
@@ -31,6 +31,11 @@ class LeaseLost(AgentError):
 
 class CoordinatorUnavailable(AgentError):
     """The coordinator could not be reached or answered with a server error; try again later."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        """The coordinator's ``Retry-After``: no request before that many seconds have passed."""
 
 
 class CoordinatorError(AgentError):

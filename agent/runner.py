@@ -16,6 +16,8 @@ from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from agent import __version__
 from agent.backoff import Backoff
 from agent.client import CoordinatorClient
@@ -23,12 +25,15 @@ from agent.errors import AuthError, ConfigError, CoordinatorError, CoordinatorUn
 from agent.handlers import CancelReason, Handler, HandlerError, discover_handlers
 from agent.health import HealthServer
 from agent.heartbeat import Heartbeat
+from agent.key_file import shared_key_file_warning
 from agent.logging import set_worker_id
 from agent.outbox import Outbox
+from agent.sendable import describe_problems
 from agent.settings import AgentSettings
 from agent.shutdown import Shutdown
 from agent.state import AgentState, RunningTask
 from agent.task_runner import TaskRunner
+from agent.workdir import prepare_work_dir
 from protocol import ClaimedTask, CompletionAck, TaskCompletion, WorkerRegister
 
 logger = logging.getLogger(__name__)
@@ -46,6 +51,7 @@ class Agent:
         handlers: Mapping[str, Handler],
         client: CoordinatorClient,
         shutdown: Shutdown | None = None,
+        work_root: Path | None = None,
     ) -> None:
         self.settings = settings
         self.handlers = dict(handlers)
@@ -54,7 +60,8 @@ class Agent:
         # Every request of the client, whoever makes it, tells /health whether it got an answer.
         client.on_exchange = self.state.exchanged
         self.outbox = Outbox(self._send_completions, Backoff(settings.poll_interval, BACKOFF_CAP_S))
-        self.runner = TaskRunner(client, self.state, self.outbox, self.handlers, settings.work_dir)
+        root = work_root or prepare_work_dir(settings.work_dir)
+        self.runner = TaskRunner(client, self.state, self.outbox, self.handlers, root)
         self.heartbeat = Heartbeat(client, self.state, self._reregister, self._apply_drain)
         self.shutdown = shutdown or Shutdown()
         self.exit_code = EXIT_OK
@@ -158,15 +165,21 @@ class Agent:
     # -- registration -----------------------------------------------------------------------
     def _registration(self) -> WorkerRegister:
         s = self.settings
-        return WorkerRegister(
-            name=s.name,
-            worker_type=s.worker_type,
-            task_types=sorted(self.handlers),
-            labels=s.advertised_labels,
-            max_concurrent=s.max_concurrent,
-            version=__version__,
-            host=platform.node() or None,
-        )
+        try:
+            return WorkerRegister(
+                name=s.name,
+                worker_type=s.worker_type,
+                task_types=sorted(self.handlers),
+                labels=s.advertised_labels,
+                max_concurrent=s.max_concurrent,
+                version=__version__,
+                host=platform.node() or None,
+            )
+        except ValidationError as exc:  # a name or label the coordinator would refuse
+            raise ConfigError(
+                f"this agent's registration would be refused ({describe_problems(exc)}); "
+                "check TASKPOST_NAME, TASKPOST_LABELS and TASKPOST_FILES_ROOTS"
+            ) from None
 
     async def _register(self, *, initial: bool = False) -> bool:
         """Register, retrying while the coordinator is unreachable; False if a shutdown came first."""
@@ -176,7 +189,7 @@ class Agent:
                 registered = await self.client.register(self._registration())
                 break
             except CoordinatorUnavailable as exc:
-                delay = backoff.next_delay()
+                delay = backoff.next_delay(at_least=exc.retry_after_s)
                 logger.warning(
                     "coordinator unreachable (%s); retrying in %.1fs",
                     exc,
@@ -269,16 +282,26 @@ class Agent:
                 await self._reregister(worker_id)
                 continue
             except CoordinatorUnavailable as exc:
-                delay = backoff.next_delay()
+                delay = backoff.next_delay(at_least=exc.retry_after_s)
                 logger.warning(
                     "claim failed (%s); retrying in %.1fs", exc, delay, extra={"action": "claim_retry"}
                 )
             except CoordinatorError as exc:
-                delay = backoff.next_delay()
+                # Claim without completions from now on: the flusher sends them on their own, in
+                # smaller batches if need be, so that one bad completion cannot block claiming.
                 carry_completions = False
-                logger.error(
-                    "claim refused (%s); retrying in %.1fs", exc, delay, extra={"action": "claim_retry"}
-                )
+                if exc.status == 413 and batch:
+                    logger.warning(
+                        "claim with %d completion(s) too large (%s); claiming without them",
+                        len(batch),
+                        exc,
+                        extra={"action": "claim_retry"},
+                    )
+                else:
+                    delay = backoff.next_delay()
+                    logger.error(
+                        "claim refused (%s); retrying in %.1fs", exc, delay, extra={"action": "claim_retry"}
+                    )
             finally:
                 self.outbox.claim_sent(batch, acks)
             if acks is None:
@@ -369,7 +392,10 @@ async def run_agent(
     ``shutdown`` lets a caller stop the agent without signals.
     """
     logger.info("starting agent", extra={"action": "config", "config": settings.public_summary()})
+    if settings.api_key_file is not None and (warning := shared_key_file_warning(settings.api_key_file)):
+        logger.warning("%s", warning, extra={"action": "config"})
     try:
+        work_root = prepare_work_dir(settings.work_dir)
         found = dict(handlers) if handlers is not None else discover_handlers(settings.task_types)
         ready = await setup_handlers(found, settings)
         if not ready:
@@ -379,7 +405,7 @@ async def run_agent(
         return EXIT_FATAL
     own_client = client is None
     http = client or CoordinatorClient(settings.server_url, settings.api_key.get_secret_value())
-    agent = Agent(settings, ready, http, shutdown)
+    agent = Agent(settings, ready, http, shutdown, work_root)
     health = HealthServer(settings, agent.state, sorted(ready)) if settings.health_port else None
     try:
         if install_signals:

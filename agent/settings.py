@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from agent.key_file import read_api_key_file
 from protocol import FILES_ROOT_LABEL, WorkerType
 
 LogFormat = Literal["json", "text"]
@@ -37,7 +38,9 @@ class AgentSettings(BaseSettings):
     server_url: str = Field(min_length=1)
     """Base URL of the coordinator, e.g. ``http://127.0.0.1:8000`` (no ``/api/v1``)."""
     api_key: SecretStr
-    """A key with the ``worker`` (or ``admin``) role."""
+    """A key with the ``worker`` (or ``admin``) role; read from ``api_key_file`` when that is set."""
+    api_key_file: Path | None = None
+    """A file holding the key (kept out of the command line, where ``ps`` shows it)."""
     worker_type: WorkerType = WorkerType.CPU
     name: str = Field(default_factory=default_name, min_length=1, max_length=200)
     poll_interval: float = Field(default=5.0, gt=0, le=3600)
@@ -56,7 +59,8 @@ class AgentSettings(BaseSettings):
     """Port of ``GET /health``; 0 disables the endpoint."""
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     work_dir: Path | None = None
-    """Root of the per-task temporary folders; defaults to the system temp folder."""
+    """Root of the per-task folders; defaults to ``agent.workdir.default_work_dir()`` (private to
+    the user). Refused at start if it is a symlink, another user's, or writable by others."""
     force_cpu: bool = False
     """Handlers that could use a GPU are asked to run on the CPU."""
     files_roots: CommaList = Field(default_factory=list)
@@ -65,6 +69,18 @@ class AgentSettings(BaseSettings):
     jobs."""
     log_level: str = "INFO"
     log_format: LogFormat = "json"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_from_file(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("api_key_file") in (None, ""):
+            return data
+        if data.get("api_key") not in (None, ""):
+            raise ValueError(
+                "give the API key once: TASKPOST_API_KEY / --api-key or "
+                "TASKPOST_API_KEY_FILE / --api-key-file, not both"
+            )
+        return {**data, "api_key": read_api_key_file(Path(data["api_key_file"]))}
 
     @field_validator("task_types", "labels", "files_roots", mode="before")
     @classmethod

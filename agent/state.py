@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.handlers.base import CancelReason, TaskContext
-from protocol import Cadence, ClaimedTask, TaskProgress, WorkerType
+from agent.sendable import sendable_text
+from protocol import MAX_MESSAGE_LENGTH, Cadence, ClaimedTask, TaskProgress, WorkerType
 
 DEFAULT_CADENCE = Cadence(heartbeat_interval_s=10.0, long_poll_s=20.0, lease_s=30.0)
 """Used until the coordinator sends its own (only before the first registration)."""
@@ -67,9 +68,13 @@ class RunningTask:
         self.stop.set()
 
     def progress(self) -> TaskProgress:
+        """The handler's latest progress, its message made sendable (escaped, cut)."""
         value, message = self.ctx.progress_snapshot()
         return TaskProgress(
-            job_id=self.claim.job_id, lease_token=self.claim.lease_token, progress=value, message=message
+            job_id=self.claim.job_id,
+            lease_token=self.claim.lease_token,
+            progress=value,
+            message=None if message is None else sendable_text(message, MAX_MESSAGE_LENGTH),
         )
 
 

@@ -13,8 +13,8 @@ import contextlib
 import contextvars
 import inspect
 import logging
+import secrets
 import shutil
-import tempfile
 import threading
 import time
 import traceback
@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from agent.client import CoordinatorClient
@@ -29,13 +30,15 @@ from agent.errors import CoordinatorError, CoordinatorUnavailable, IntegrityErro
 from agent.handlers.base import CancelReason, Handler, HandlerError
 from agent.logging import task_fields
 from agent.outbox import Outbox
+from agent.sendable import describe_problems, sendable_delay, sendable_tail, sendable_text
 from agent.state import AgentState, RunningTask
-from protocol import Outcome, TaskCompletion
+from agent.workdir import make_private_dirs
+from protocol import MAX_ERROR_TEXT_LENGTH, Outcome, TaskCompletion
+from protocol.fields import MAX_NAME_LENGTH
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-TRACEBACK_LIMIT = 20_000
 
 
 class _Dropped(Exception):
@@ -80,15 +83,17 @@ def failed(
     retry_delay_s: float | None = None,
     tb: str | None = None,
 ) -> TaskCompletion:
+    """The failed attempt as the coordinator accepts it, whatever the texts hold: escaped where
+    UTF-8 cannot encode them, cut to the protocol's lengths (a traceback keeps its end)."""
     return TaskCompletion(
         job_id=task.job_id,
         lease_token=task.claim.lease_token,
         outcome=Outcome.FAILED,
-        error_message=message,
-        error_kind=kind,
-        traceback=tb[-TRACEBACK_LIMIT:] if tb else None,
-        retryable=retryable,
-        retry_delay_s=retry_delay_s,
+        error_message=sendable_text(message, MAX_ERROR_TEXT_LENGTH),
+        error_kind=sendable_text(kind, MAX_NAME_LENGTH) if kind is not None else None,
+        traceback=sendable_tail(tb, MAX_ERROR_TEXT_LENGTH) if tb else None,
+        retryable=bool(retryable),
+        retry_delay_s=sendable_delay(retry_delay_s),
     )
 
 
@@ -101,13 +106,14 @@ class TaskRunner:
         state: AgentState,
         outbox: Outbox,
         handlers: dict[str, Handler],
-        work_root: Path | None = None,
+        work_root: Path,
     ) -> None:
         self.client = client
         self.state = state
         self.outbox = outbox
         self.handlers = handlers
-        self.work_root = work_root or Path(tempfile.gettempdir()) / "taskpost-agent"
+        self.work_root = work_root
+        """The agent's private root (see ``agent.workdir.prepare_work_dir``)."""
 
     async def run(self, task: RunningTask) -> None:
         """Run one attempt to its end; never raises (except cancellation of the agent)."""
@@ -151,8 +157,7 @@ class TaskRunner:
             return failed(
                 task, f"no handler for task type {task.claim.type!r} on this agent", kind="no_handler"
             )
-        # Named after the lease, which no other attempt shares; created only when used.
-        workdir = self.work_root / f"{_safe(task.job_id)}-{task.claim.lease_token[:12]}"
+        workdir = self.work_root / _folder_name(task)
         task.ctx.work_dir = workdir
         try:
             try:
@@ -215,7 +220,7 @@ class TaskRunner:
 
     async def _download_and_run(self, task: RunningTask, handler: Handler, inputs_dir: Path) -> Any:
         if task.claim.inputs:
-            await asyncio.to_thread(inputs_dir.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(make_private_dirs, inputs_dir)
         for item in task.claim.inputs:
             if Path(item.name).name != item.name or item.name in ("", ".", ".."):
                 raise HandlerError(f"unsafe input name {item.name!r}", retryable=False, kind="bad_input")
@@ -240,16 +245,21 @@ class TaskRunner:
     async def _finish(self, task: RunningTask, result: Any) -> TaskCompletion:
         try:
             payload = to_jsonable_python(result)
-        except PydanticSerializationError as exc:
-            return failed(
-                task, f"handler result is not JSON-serialisable: {exc}", kind="bad_result", retryable=False
+        except (PydanticSerializationError, UnicodeEncodeError) as exc:  # the latter for a dict key
+            return _bad_result(task, f"handler result is not JSON-serialisable: {exc}")
+        try:
+            completion = TaskCompletion(
+                job_id=task.job_id,
+                lease_token=task.claim.lease_token,
+                outcome=Outcome.SUCCEEDED,
+                result=payload,
             )
+        except ValidationError as exc:  # NaN, infinity, a lone surrogate, nesting too deep
+            return _bad_result(task, f"handler result cannot be sent: {describe_problems(exc, 'result')}")
         await self._upload_outputs(task)
         if task.ctx.cancel_reason in (CancelReason.LEASE_LOST, CancelReason.SHUTDOWN):
             raise _Dropped(f"stopped while uploading outputs ({task.ctx.cancel_reason.value})")
-        return TaskCompletion(
-            job_id=task.job_id, lease_token=task.claim.lease_token, outcome=Outcome.SUCCEEDED, result=payload
-        )
+        return completion
 
     async def _upload_outputs(self, task: RunningTask) -> None:
         outputs = task.ctx.work_dir / "outputs"
@@ -280,5 +290,17 @@ class _StopWith(Exception):
         self.reason = reason
 
 
-def _safe(job_id: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in job_id)[:64] or "task"
+def _bad_result(task: RunningTask, message: str) -> TaskCompletion:
+    """The same handler would give the same result again: not retried."""
+    return failed(task, message, kind="bad_result", retryable=False)
+
+
+def _folder_name(task: RunningTask) -> str:
+    """``<job id>-attempt<n>-<random>``, under the work root; created only when used.
+
+    No part of the lease token: folder names show in ``ls`` and in logs, and the token must not.
+    The random part keeps two holders of one attempt apart: a released attempt is claimed again
+    under its number, maybe by another agent sharing this root while the first one winds down.
+    """
+    job = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in task.job_id)
+    return f"{job[:64] or 'task'}-attempt{task.claim.attempt}-{secrets.token_hex(4)}"

@@ -39,7 +39,7 @@ if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
     exit 1
 fi
 
-if [ -z "${TASKPOST_SERVER_URL:-}" ] || [ -z "${TASKPOST_API_KEY:-}" ]; then
+if [ -z "${TASKPOST_SERVER_URL:-}" ] || { [ -z "${TASKPOST_API_KEY:-}" ] && [ -z "${TASKPOST_API_KEY_FILE:-}" ]; }; then
     case " $* " in
         *" --server-url"*) ;;
         *) echo "warning: TASKPOST_SERVER_URL is not set (cp configs/http-worker.env.example .env)" >&2 ;;

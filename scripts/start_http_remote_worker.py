@@ -2,7 +2,10 @@
 """Start a Taskpost HTTP remote worker (agent); works from a checkout without ``pip install``.
 
     python scripts/start_http_remote_worker.py --server-url http://main-server:8000 \\
-        --api-key KEY --worker-type cpu --poll-interval 10 --max-concurrent 2
+        --api-key-file worker.key --worker-type cpu --poll-interval 10 --max-concurrent 2
+
+Give the key in a file (``--api-key-file``, chmod 600) or in ``TASKPOST_API_KEY``: a key given
+as ``--api-key`` is visible to every user of the host in ``ps``.
 
 Flags not given fall back to TASKPOST_* environment variables and ``.env``; see
 ``configs/http-worker.env.example`` and ``docs/agent.md``.

@@ -10,12 +10,14 @@ job's result; files written to ``ctx.output_dir`` become the job's outputs.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from agent.workdir import make_private_dirs
 from protocol import WorkerType
 
 if TYPE_CHECKING:
@@ -103,19 +105,20 @@ class TaskContext:
         Created on first use: most tasks write no files, and a folder per task costs time.
         """
         path = self.work_dir / "outputs"
-        path.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path)
         return path
 
     def heartbeat(self, progress: float | None = None, message: str | None = None) -> None:
         """Record progress (0..1) and a short message; sent with the agent's next heartbeat.
 
-        Thread-safe. Values outside 0..1 are clamped, messages cut to 1000 characters.
+        Thread-safe. Values outside 0..1 are clamped (NaN is ignored), messages cut to 1000
+        characters.
         """
         with self._lock:
-            if progress is not None:
-                self._progress.progress = min(1.0, max(0.0, float(progress)))
+            if progress is not None and not math.isnan(value := float(progress)):
+                self._progress.progress = min(1.0, max(0.0, value))
             if message is not None:
-                self._progress.message = message[:1000]
+                self._progress.message = str(message)[:1000]
 
     def local_file(self, path: str) -> Path:
         """The file a job named by ``local_path``, if it lies inside one of the allowed roots.

@@ -24,6 +24,7 @@ from agent.media.markdown import Converted, html_document, pages_document, text_
 from agent.media.ocr_engines import ENGINES, EngineCache, OcrEngine
 from agent.media.pages import PageReader, parse_dpi, read_pages
 from agent.media.sources import media_input
+from agent.workdir import write_private_text
 
 if TYPE_CHECKING:
     from agent.settings import AgentSettings
@@ -84,8 +85,8 @@ class DocumentHandler:
 
 
 def write_outputs(folder: Path, converted: Converted) -> None:
-    (folder / "document.md").write_text(converted.markdown + "\n", encoding="utf-8")
-    (folder / "document.txt").write_text(converted.text + "\n", encoding="utf-8")
+    write_private_text(folder / "document.md", converted.markdown + "\n")
+    write_private_text(folder / "document.txt", converted.text + "\n")
 
 
 def summary(kind: FileKind, converted: Converted) -> dict[str, Any]:

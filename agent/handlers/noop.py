@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.handlers.base import HandlerError, TaskContext
+from agent.workdir import write_private_text
 
 if TYPE_CHECKING:
     from agent.settings import AgentSettings
@@ -58,7 +59,7 @@ class NoopHandler:
         for name, text in outputs.items():
             if Path(name).name != name:
                 raise HandlerError(f"bad output name {name!r}", retryable=False)
-            (ctx.output_dir / name).write_text(str(text), encoding="utf-8")
+            write_private_text(ctx.output_dir / name, str(text))
         result: dict[str, Any] = {"params": params, "attempt": ctx.attempt}
         if outputs:
             result["outputs"] = sorted(outputs)

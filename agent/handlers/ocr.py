@@ -24,6 +24,7 @@ from agent.media.filetypes import FileKind, detect_kind
 from agent.media.ocr_engines import ENGINES, EngineCache, OcrEngine, default_engine_name
 from agent.media.pages import PageReader, PageText, parse_dpi, read_pages
 from agent.media.sources import media_input
+from agent.workdir import write_private_text
 
 if TYPE_CHECKING:
     from agent.settings import AgentSettings
@@ -94,7 +95,7 @@ class OcrHandler:
 def write_outputs(ctx: TaskContext, pages: list[PageText], *, engine: str | None, dpi: int) -> None:
     """``text.txt`` and ``ocr.json`` in the task's output folder."""
     text = PAGE_SEPARATOR.join(page.text for page in pages)
-    (ctx.output_dir / "text.txt").write_text(text + "\n", encoding="utf-8")
+    write_private_text(ctx.output_dir / "text.txt", text + "\n")
     document = {
         "engine": engine,
         "dpi": dpi,
@@ -108,4 +109,4 @@ def write_outputs(ctx: TaskContext, pages: list[PageText], *, engine: str | None
             for page in pages
         ],
     }
-    (ctx.output_dir / "ocr.json").write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    write_private_text(ctx.output_dir / "ocr.json", json.dumps(document, ensure_ascii=False))

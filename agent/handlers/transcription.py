@@ -35,6 +35,7 @@ from agent.media.whisper import (
     faster_whisper,
     shared_models,
 )
+from agent.workdir import write_private_text
 
 if TYPE_CHECKING:
     from agent.settings import AgentSettings
@@ -225,13 +226,11 @@ class TranscriptionHandler:
             "model": options.model,
         }
         out = ctx.output_dir
-        (out / "transcript.txt").write_text(text + "\n", encoding="utf-8")
-        (out / "transcript.srt").write_text(to_srt(segments), encoding="utf-8")
-        (out / "transcript.vtt").write_text(to_vtt(segments), encoding="utf-8")
+        write_private_text(out / "transcript.txt", text + "\n")
+        write_private_text(out / "transcript.srt", to_srt(segments))
+        write_private_text(out / "transcript.vtt", to_vtt(segments))
         document = {**summary, "segments": segments}
-        (out / "segments.json").write_text(
-            json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8"
-        )
+        write_private_text(out / "segments.json", json.dumps(document, ensure_ascii=False, indent=1))
         ctx.heartbeat(1.0, "done")
         return {
             "text": text,

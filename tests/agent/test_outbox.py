@@ -6,11 +6,12 @@ import time
 from collections.abc import Sequence
 
 import pytest
+from pydantic import ValidationError
 
 from agent.backoff import Backoff
 from agent.errors import AuthError, CoordinatorError, CoordinatorUnavailable, LeaseLost
-from agent.outbox import Outbox
-from protocol import CompletionAck, Outcome, TaskCompletion
+from agent.outbox import MAX_PER_REQUEST, Outbox
+from protocol import CompleteRequest, CompletionAck, Outcome, TaskCompletion
 
 pytestmark = pytest.mark.anyio
 
@@ -102,6 +103,31 @@ async def test_409_on_a_batch_resends_one_by_one() -> None:
     assert await outbox.flush_once()
     assert coordinator.received == [["a", "b"], ["a"], ["b"]]
     assert outbox.dropped == 1
+
+
+async def test_a_batch_refused_as_a_whole_is_halved_down_to_the_completion_refused() -> None:
+    refused = CoordinatorError("bad", status=422)
+    coordinator = Coordinator(refused, None, refused, refused)  # c is the bad one
+    outbox = Outbox(coordinator.send, Backoff(0.01))
+    for job_id in "abcd":
+        outbox.add(done(job_id), later())
+    assert await outbox.flush_once()
+    assert coordinator.received == [["a", "b", "c", "d"], ["a", "b"], ["c", "d"], ["c"], ["d"]]
+    assert outbox.dropped == 1 and len(outbox) == 0
+
+
+async def test_a_request_carries_no_more_completions_than_the_protocol_allows() -> None:
+    with pytest.raises(ValidationError):
+        CompleteRequest(completions=[done(f"j{n}") for n in range(MAX_PER_REQUEST + 1)])
+    coordinator = Coordinator()
+    outbox = Outbox(coordinator.send, Backoff(0.01))
+    for n in range(MAX_PER_REQUEST + 10):
+        outbox.add(done(f"j{n}"), later())
+    assert await outbox.flush(timeout_s=5)
+    assert [len(batch) for batch in coordinator.received] == [MAX_PER_REQUEST, 10]
+    for n in range(MAX_PER_REQUEST + 10):
+        outbox.add(done(f"k{n}"), later())
+    assert len(outbox.take_for_claim()) == MAX_PER_REQUEST and len(outbox) == 10
 
 
 async def test_auth_error_keeps_the_completions_and_propagates() -> None:
