@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, coordinator: Coordinator | None
             reaper_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper_task
+            await coord.blobs.aclose()
             await coord.db.close()
 
     app = FastAPI(title="Taskpost coordinator", version=VERSION, lifespan=lifespan)

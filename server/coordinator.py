@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from server.blobs import BlobStore, LocalBlobStore
+from server.blobs import BlobStore, blob_store_from_settings
 from server.db.database import Database
 from server.notifier import LocalNotifier, Notifier
 from server.settings import Settings
@@ -56,6 +56,6 @@ class Coordinator:
         return cls(
             settings=settings,
             db=Database(settings.resolved_database_url()),
-            blobs=LocalBlobStore(settings.resolved_blob_dir()),
+            blobs=blob_store_from_settings(settings),
             notifier=LocalNotifier(),
         )

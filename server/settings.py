@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from protocol.logs import LOG_LEVELS, LogFormat
@@ -115,3 +117,56 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_path_means_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    # Blobs in S3 or an S3-compatible store instead of blob_dir (server/blobs/s3.py; needs the
+    # extra: pip install 'taskpost[s3]'). Every replica of a coordinator must share one store.
+    blob_url: str | None = None
+    """``s3://bucket/prefix``: keep inputs and outputs in that bucket under that prefix; unset: blob_dir."""
+    s3_endpoint_url: str | None = None
+    """The S3 API of an S3-compatible store (e.g. ``http://minio:9000``); unset: AWS S3."""
+    s3_region: str | None = None
+    """The bucket's region; unset: from the AWS configuration (``AWS_REGION``, profile)."""
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    """With s3_access_key_id; both unset: botocore's credential chain (``AWS_*`` variables, profile,
+    instance or pod role)."""
+    s3_addressing_style: Literal["auto", "virtual", "path"] = "auto"
+    """``path`` puts the bucket in the URL's path, as most self-hosted stores need; ``virtual`` in
+    the host name."""
+    s3_part_size_bytes: int = Field(default=8 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
+    """Larger blobs go up in parts of this size as they arrive (about two parts in memory)."""
+    s3_max_connections: int = Field(default=64, ge=1)
+    """Connections to the store at once; every upload or download in progress holds one."""
+
+    @field_validator(
+        "blob_url", "s3_endpoint_url", "s3_region", "s3_access_key_id", "s3_secret_access_key", mode="before"
+    )
+    @classmethod
+    def _empty_text_means_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("blob_url")
+    @classmethod
+    def _check_blob_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+                raise ValueError(f"TASKPOST_BLOB_URL must look like s3://bucket/prefix, not {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_blob_store(self) -> Self:
+        if self.blob_url is None:
+            return self
+        if self.blob_dir is not None:
+            raise ValueError("set TASKPOST_BLOB_URL or TASKPOST_BLOB_DIR, not both")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError(
+                "set both TASKPOST_S3_ACCESS_KEY_ID and TASKPOST_S3_SECRET_ACCESS_KEY, or neither"
+            )
+        if self.max_upload_bytes > 10_000 * self.s3_part_size_bytes:
+            raise ValueError(
+                "S3 takes at most 10,000 parts: raise TASKPOST_S3_PART_SIZE_BYTES to at least "
+                "TASKPOST_MAX_UPLOAD_BYTES / 10000"
+            )
+        return self

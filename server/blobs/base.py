@@ -27,10 +27,13 @@ class BlobStore(Protocol):
         Nothing is left under ``key`` when it fails."""
 
     def open(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
-        """Stream a stored blob back."""
+        """Stream a stored blob back; FileNotFoundError (on the first read) when there is none."""
 
     async def delete(self, key: str) -> None:
         """Remove a blob; a missing one is not an error."""
 
     def local_path(self, key: str) -> str | None:
         """A filesystem path to the blob when there is one (lets the server use sendfile)."""
+
+    async def aclose(self) -> None:
+        """Release what the store holds open (connections) when the coordinator stops."""

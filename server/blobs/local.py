@@ -81,6 +81,9 @@ class LocalBlobStore:
     def local_path(self, key: str) -> str | None:
         return str(self._path(key))
 
+    async def aclose(self) -> None:
+        """Nothing to release: every file is closed when its operation ends."""
+
 
 def _flush_and_sync(handle: BinaryIO) -> None:
     handle.flush()
