@@ -52,6 +52,7 @@ from protocol.request import RequestModel, utf8_safe
 from protocol.tasks import (
     LEASE_HEADER,
     SHA256_HEADER,
+    SHA256_PATTERN,
     Cadence,
     ClaimedTask,
     ClaimRequest,
@@ -85,6 +86,7 @@ __all__ = [
     "NAMESPACE_PATTERN",
     "REQUEUEABLE_STATES",
     "SHA256_HEADER",
+    "SHA256_PATTERN",
     "TASK_TYPE_PATTERN",
     "TERMINAL_STATES",
     "Cadence",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from protocol.enums import Role, WorkerType
 from protocol.fields import MAX_NAME_LENGTH
@@ -15,7 +16,23 @@ NAMESPACE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 DEFAULT_NAMESPACE = "default"
 
 
+MAX_NAMESPACES = {Role.ADMIN: 0, Role.CLIENT: 1}
+"""How many namespaces a new key of a role may name (a worker's are not limited)."""
+
+
+def _namespaces_per_role() -> list[JsonValue]:
+    return [
+        {
+            "if": {"properties": {"role": {"const": role.value}}, "required": ["role"]},
+            "then": {"properties": {"namespaces": {"maxItems": most}}},
+        }
+        for role, most in MAX_NAMESPACES.items()
+    ]
+
+
 class KeyCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"allOf": _namespaces_per_role()})
+
     role: Role
     name: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
     namespaces: list[Annotated[str, Field(pattern=NAMESPACE_PATTERN, max_length=64)]] = Field(
@@ -23,6 +40,19 @@ class KeyCreate(RequestModel):
     )
     """client: the one namespace whose jobs the key sees (default ``default``); worker: the
     namespaces whose tasks it may claim (empty: all); admin: must be empty (admins see all)."""
+
+    @field_validator("namespaces")
+    @classmethod
+    def _fit_role(cls, namespaces: list[str], info: ValidationInfo) -> list[str]:
+        role = info.data.get("role")
+        most = MAX_NAMESPACES.get(role) if isinstance(role, Role) else None
+        if most == 0 and namespaces:
+            raise PydanticCustomError(
+                "namespaces_for_role", "an admin key sees every namespace: give it none"
+            )
+        if most is not None and len(namespaces) > most:
+            raise PydanticCustomError("namespaces_for_role", "a client key belongs to exactly one namespace")
+        return namespaces
 
 
 class KeyPublic(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, StrictInt
 
 TASK_TYPE_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
 """A job type: what an agent may declare and a client may submit."""
@@ -58,6 +58,18 @@ FileName = Annotated[
     ),
     AfterValidator(_check_file_name),
 ]
+
+
+def _integral_number(value: object) -> object:
+    # JSON has one number type: 3.0 is the integer 3 for JSON (and JSON Schema's "integer"),
+    # where a strict int would refuse it. True and "3" stay refused.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[StrictInt, BeforeValidator(_integral_number)]
+"""An integer as JSON sees one: ``3`` or ``3.0``, never ``true`` or ``"3"``."""
 TaskType = Annotated[str, Field(pattern=TASK_TYPE_PATTERN, max_length=64)]
 Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_LENGTH)]
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]

@@ -5,10 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, Field, StrictBool, StrictFloat
 
 from protocol.enums import JobState, Priority, WorkerType
-from protocol.fields import MAX_ID_LENGTH, MAX_INPUTS, MAX_LABELS, FileName, Identifier, Label, TaskType
+from protocol.fields import (
+    MAX_ID_LENGTH,
+    MAX_INPUTS,
+    MAX_LABELS,
+    FileName,
+    Identifier,
+    JsonInt,
+    Label,
+    TaskType,
+)
 from protocol.request import RequestModel
 
 LOCAL_PATH_PARAM = "local_path"
@@ -44,7 +53,7 @@ class JobCreate(RequestModel):
     total_timeout_s: StrictFloat | None = Field(
         default=None, gt=0, le=30 * 86400, description="Limit across all attempts."
     )
-    max_attempts: StrictInt | None = Field(default=None, ge=1, le=100)
+    max_attempts: JsonInt | None = Field(default=None, ge=1, le=100)
     retry: RetryPolicy | None = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH)
     worker_type: WorkerType | None = Field(default=None, description="Only agents of this type.")

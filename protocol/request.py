@@ -1,7 +1,7 @@
 """``RequestModel``: the base of every model a client or an agent sends.
 
 A request model is closed (an unknown field is an error, never silently dropped), strict about
-booleans and numbers (declared with ``StrictBool``/``StrictInt``/``StrictFloat``), and JSON-safe
+booleans and numbers (declared with ``StrictBool``/``JsonInt``/``StrictFloat``), and JSON-safe
 all the way down: every text in it, free-form values and dict keys included, can be encoded as
 UTF-8, and every number is finite. Python's JSON parser reads ``"\\ud800"``, ``NaN`` and ``1e400``
 without complaint, but such values cannot be stored or sent back, so they are refused here, once,

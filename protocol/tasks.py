@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, Field, StrictBool, StrictFloat
 
 from protocol.enums import Outcome, Priority, WorkerType
 from protocol.fields import (
@@ -20,6 +20,7 @@ from protocol.fields import (
     MAX_NAME_LENGTH,
     MAX_TASK_TYPES,
     Identifier,
+    JsonInt,
     Label,
     TaskType,
 )
@@ -27,6 +28,8 @@ from protocol.request import RequestModel
 
 LEASE_HEADER = "X-Lease-Token"
 SHA256_HEADER = "X-Content-SHA256"
+SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
+"""A declared digest: the body's SHA-256 in hex."""
 
 
 class WorkerRegister(RequestModel):
@@ -35,7 +38,7 @@ class WorkerRegister(RequestModel):
     task_types: list[TaskType] = Field(min_length=1, max_length=MAX_TASK_TYPES)
     """The job types this agent runs; each an identifier such as ``transcription``."""
     labels: list[Label] = Field(default_factory=list, max_length=MAX_LABELS)
-    max_concurrent: StrictInt = Field(default=1, ge=1, le=1024)
+    max_concurrent: JsonInt = Field(default=1, ge=1, le=1024)
     version: str | None = Field(default=None, max_length=100)
     host: str | None = Field(default=None, max_length=255)
 
@@ -89,7 +92,7 @@ class TaskCompletion(RequestModel):
 
 
 class ClaimRequest(RequestModel):
-    max_tasks: StrictInt = Field(default=1, ge=0, le=256)
+    max_tasks: JsonInt = Field(default=1, ge=0, le=256)
     wait_s: StrictFloat | None = Field(default=None, ge=0, le=60)
     """How long to hold when nothing is queued; capped by the server's long-poll setting."""
     completions: list[TaskCompletion] = Field(default_factory=list, max_length=1024)

@@ -10,7 +10,7 @@ TaskpostError
 ├── NotAuthenticated (401)
 ├── Forbidden (403)
 ├── NotFound (404): JobNotFound, WorkerNotFound, FileNotFound, KeyNotFound
-├── Conflict (409): StaleLease, InvalidState, UploadTooSlow
+├── Conflict (409): StaleLease, InvalidState, UploadTooSlow, OwnKey
 ├── PayloadTooLarge (413)
 └── TooManyAuthFailures (429)
 
@@ -130,6 +130,12 @@ class UploadTooSlow(Conflict):
     """The file took longer to arrive than TASKPOST_UPLOAD_GRACE_S allows: send it again."""
 
     code = "upload_too_slow"
+
+
+class OwnKey(Conflict):
+    """A key cannot revoke itself: revoke it with another admin key."""
+
+    code = "own_key"
 
 
 class PayloadTooLarge(TaskpostError):

@@ -98,7 +98,7 @@ class AuthMiddleware:
             await response(scope, receive, send)
             return
         try:
-            principal = await principals.authenticate(self.coordinator, _raw_key(scope))
+            principal = await principals.authenticate(self.coordinator, _presented_key(scope))
         except principals.AuthenticationFailed as exc:
             self._log_failure(address, exc.reason)
             response = error_response(
@@ -130,7 +130,9 @@ def _peer(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
-def _raw_key(scope: Scope) -> str | None:
+def _presented_key(scope: Scope) -> str | None:
+    """The key in ``Authorization: Bearer`` or ``X-API-Key``; two different ones are refused, never
+    one of them picked: a request must not pass on one key while it also shows a wrong one."""
     authorization: str | None = None
     x_api_key: str | None = None
     for name, value in scope.get("headers", []):
@@ -138,8 +140,17 @@ def _raw_key(scope: Scope) -> str | None:
             authorization = value.decode("latin-1")
         elif name == b"x-api-key":
             x_api_key = value.decode("latin-1")
-    if authorization:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-    return x_api_key.strip() if x_api_key else None
+    keys = {key for key in (_bearer_token(authorization), (x_api_key or "").strip()) if key}
+    if len(keys) > 1:
+        raise principals.AuthenticationFailed(
+            "the request carries two different API keys (Authorization and X-API-Key): send one",
+            "two different keys",
+        )
+    return keys.pop() if keys else None
+
+
+def _bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None

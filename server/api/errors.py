@@ -14,9 +14,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from protocol import ErrorBody, ErrorDetail, utf8_safe
+from server.api.allow import documented_methods
 from server.errors import TaskpostError
 
 logger = logging.getLogger(__name__)
@@ -77,18 +79,35 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
-        # Starlette's Allow names the methods of the first route on the path only.
+        # Starlette's Allow names the methods of the first route on the path only; the path
+        # items of the OpenAPI document say what each resource allows (server.api.allow).
         headers["Allow"] = ", ".join(_allowed_methods(request))
     return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
 
 def _allowed_methods(request: Request) -> list[str]:
+    documented = documented_methods(request.app.openapi().get("paths", {}), request.scope["path"])
+    if documented is not None:
+        return documented
     allowed = []
     for method in _METHODS:
         probe = {**request.scope, "method": method}
         if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
             allowed.append(method)
     return allowed
+
+
+async def _on_client_gone(request: Request, exc: Exception) -> JSONResponse:
+    # Nobody is left to read the answer; what the request had started is undone by the code it
+    # interrupted, as for any other error. A client hanging up is no fault of the coordinator.
+    assert isinstance(exc, ClientDisconnect)
+    logger.info(
+        "the client disconnected before its request body was complete: %s %s",
+        request.method,
+        request.url.path,
+        extra={"action": "client_disconnected"},
+    )
+    return error_response(400, "client_disconnected", "the request body was cut off")
 
 
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -100,4 +119,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TaskpostError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(ClientDisconnect, _on_client_gone)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -7,16 +7,27 @@ server.services.uploads.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Path, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.responses import Response
 
 from protocol import is_safe_file_name
-from protocol.fields import MAX_FILE_NAME_LENGTH
+from protocol.fields import FILE_NAME_PATTERN, MAX_FILE_NAME_LENGTH, RESERVED_FILE_NAMES
 from server.coordinator import Coordinator
 from server.errors import InvalidParams
+
+FILE_NAME_SCHEMA: dict[str, Any] = {
+    "minLength": 1,
+    "maxLength": MAX_FILE_NAME_LENGTH,
+    "pattern": FILE_NAME_PATTERN,
+    "not": {"enum": sorted(RESERVED_FILE_NAMES)},
+}
+"""The rule check_name enforces, for the OpenAPI document of a name parameter."""
+
+FileNameParam = Annotated[str, Path(json_schema_extra=FILE_NAME_SCHEMA)]
+"""A file name in a path: a name that breaks the rule names no file (404), or is refused (422)."""
 
 
 def check_name(name: str, field: str = "name") -> str:

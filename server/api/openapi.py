@@ -2,9 +2,10 @@
 
 FastAPI's generated document knows neither the auth middleware nor the one error shape. This
 module post-processes it once: it declares the API-key security schemes on every ``/api/v1``
-operation, lists on each operation the error statuses it can answer, all with ``ErrorBody``, and
+operation, lists on each operation the error statuses it can answer, all with ``ErrorBody``,
 moves the ``$defs`` of schemas that routes embed themselves (``openapi_extra``) into
-``components/schemas``, where their ``$ref`` resolve.
+``components/schemas``, where their ``$ref`` resolve, and takes ``null`` out of the schemas of
+optional parameters.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from protocol import API_PREFIX, ErrorBody
+from protocol import API_PREFIX, ErrorBody, JobCreate
 
 SECURITY_SCHEMES: dict[str, dict[str, str]] = {
     "bearerKey": {
@@ -36,7 +37,7 @@ ERROR_DESCRIPTIONS = {
     401: "Missing, unknown or revoked API key.",
     403: "This key's role or namespace may not do this.",
     404: "No such job, agent, key, file or upload (a job of another namespace included).",
-    409: "Conflict with the current state: a stale lease, or a job in the wrong state.",
+    409: "Conflict with the current state: a stale lease, a job in the wrong state, a key revoking itself.",
     413: "The body is over the size limit.",
     422: "Invalid parameters or body; the details name each offending field.",
     429: "Too many failed authentications from this address; retry after Retry-After seconds.",
@@ -48,11 +49,50 @@ _CONFLICTS = {
     ("post", "/jobs/{job_id}/requeue"),
     ("get", "/tasks/{job_id}/inputs/{name}"),
     ("put", "/tasks/{job_id}/outputs/{name}"),
+    ("delete", "/keys/{key_id}"),
 }
 """Operations (relative to /api/v1) that answer 409."""
 _UPLOAD_REFERENCES = {("post", "/jobs"), ("post", "/jobs/batch")}
 """Operations that name uploads by id, and answer 404 for an unknown one."""
 _BODY_METHODS = {"post", "put", "patch"}
+
+RAW_BODY: dict[str, Any] = {
+    "requestBody": {
+        "description": "The file's bytes, streamed as they are.",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+"""``openapi_extra`` of a route that reads its body as a file (the route has no body parameter)."""
+
+
+def job_submit_body() -> dict[str, Any]:
+    """``openapi_extra`` of ``POST /jobs``: the job as JSON, or as multipart with files."""
+    job = JobCreate.model_json_schema()
+    form = {
+        "type": "object",
+        "description": "The job JSON as the `job` field; each part with a filename becomes an input "
+        "of that name (the field name is free, `file` is one).",
+        "properties": {
+            "job": job,
+            "file": {"type": "string", "contentMediaType": "application/octet-stream"},
+        },
+        "required": ["job"],
+        "additionalProperties": False,
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": JobCreate.model_json_schema()},
+                "multipart/form-data": {
+                    "schema": form,
+                    "encoding": {"job": {"contentType": "application/json"}},
+                },
+            },
+        }
+    }
+
+
 _FASTAPI_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError")
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 
@@ -86,6 +126,8 @@ def truthful(document: dict[str, Any], prefix: str = API_PREFIX) -> dict[str, An
             statuses = _error_statuses(path.removeprefix(prefix), method, operation)
         else:
             statuses = _error_statuses_unauthenticated(operation)
+        for parameter in operation.get("parameters", []):
+            _drop_null(parameter)
         responses: dict[str, Any] = operation.setdefault("responses", {})
         for status in sorted(statuses):
             responses[str(status)] = _error_response(status)
@@ -97,6 +139,21 @@ def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, 
         for method, operation in item.items():
             if isinstance(operation, dict) and method in {"get", "put", "post", "delete", "patch"}:
                 yield path, method, operation
+
+
+def _drop_null(parameter: dict[str, Any]) -> None:
+    """An optional parameter is one left out: a query string or a header cannot carry a JSON null,
+    so ``anyOf [X, null]`` of a ``str | None`` parameter is just ``X``."""
+    schema: dict[str, Any] = parameter.get("schema", {})
+    alternatives = schema.get("anyOf")
+    if not isinstance(alternatives, list) or {"type": "null"} not in alternatives:
+        return
+    rest = [alternative for alternative in alternatives if alternative != {"type": "null"}]
+    del schema["anyOf"]
+    if len(rest) == 1:
+        schema.update(rest[0])
+    else:
+        schema["anyOf"] = rest
 
 
 def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:

@@ -22,8 +22,8 @@ async def list_keys(coord: CoordinatorDep, _: AdminDep) -> list[KeyPublic]:
 
 
 @router.delete("/keys/{key_id}")
-async def revoke_key(key_id: str, coord: CoordinatorDep, _: AdminDep) -> KeyPublic:
-    return await keys.revoke(coord, key_id)
+async def revoke_key(key_id: str, coord: CoordinatorDep, principal: AdminDep) -> KeyPublic:
+    return await keys.revoke(coord, key_id, by_key_id=principal.key_id)
 
 
 @router.get("/stats")

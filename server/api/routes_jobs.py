@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from protocol import (
     SHA256_HEADER,
+    SHA256_PATTERN,
     JobBatchCreate,
     JobBatchSubmitted,
     JobCreate,
@@ -21,7 +22,7 @@ from protocol import (
     JobSubmitted,
     UploadPublic,
 )
-from server.api import files, multipart
+from server.api import files, multipart, openapi
 from server.api.deps import CoordinatorDep, JobScopeDep, TargetNamespaceDep
 from server.errors import InvalidParams
 from server.services import job_types, jobs, submissions, uploads
@@ -29,13 +30,13 @@ from server.services import job_types, jobs, submissions, uploads
 router = APIRouter(tags=["jobs"])
 
 
-@router.post("/uploads", status_code=status.HTTP_201_CREATED)
+@router.post("/uploads", status_code=status.HTTP_201_CREATED, openapi_extra=openapi.RAW_BODY)
 async def upload(
     request: Request,
     coord: CoordinatorDep,
     namespace: TargetNamespaceDep,
-    name: Annotated[str, Query()] = "input",
-    declared_sha256: Annotated[str | None, Header(alias=SHA256_HEADER)] = None,
+    name: Annotated[str, Query(json_schema_extra=files.FILE_NAME_SCHEMA)] = "input",
+    declared_sha256: Annotated[str | None, Header(alias=SHA256_HEADER, pattern=SHA256_PATTERN)] = None,
 ) -> UploadPublic:
     """Store a file (the raw request body) for a job of the same namespace to name among its inputs.
 
@@ -60,9 +61,7 @@ def _parse_job(raw: bytes) -> JobCreate:
     "/jobs",
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": JobSubmitted, "description": "existing job (same idempotency key)"}},
-    openapi_extra={
-        "requestBody": {"content": {"application/json": {"schema": JobCreate.model_json_schema()}}}
-    },
+    openapi_extra=openapi.job_submit_body(),
 )
 async def submit(request: Request, coord: CoordinatorDep, namespace: TargetNamespaceDep) -> Response:
     """Submit one job, as JSON or as multipart/form-data: a ``job`` field with that JSON, and
@@ -103,7 +102,7 @@ async def list_jobs(
     state: JobState | None = None,
     type: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(pattern=jobs.CURSOR_PATTERN)] = None,
 ) -> JobPage:
     """Newest first: a client key's own namespace; an admin's ``?namespace=``, or every namespace."""
     return await jobs.list_jobs(coord, scope, state=state, job_type=type, limit=limit, cursor=cursor)
@@ -130,5 +129,7 @@ async def requeue(job_id: str, coord: CoordinatorDep, scope: JobScopeDep) -> Job
 
 
 @router.get("/jobs/{job_id}/outputs/{name}", response_class=Response)
-async def download_output(job_id: str, name: str, coord: CoordinatorDep, scope: JobScopeDep) -> Response:
+async def download_output(
+    job_id: str, name: files.FileNameParam, coord: CoordinatorDep, scope: JobScopeDep
+) -> Response:
     return files.blob_response(coord, await jobs.output_blob(coord, job_id, name, scope))

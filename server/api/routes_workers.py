@@ -10,6 +10,7 @@ from starlette.responses import Response
 from protocol import (
     LEASE_HEADER,
     SHA256_HEADER,
+    SHA256_PATTERN,
     ClaimRequest,
     ClaimResponse,
     CompleteRequest,
@@ -21,7 +22,7 @@ from protocol import (
     WorkerRegister,
     WorkerRegistered,
 )
-from server.api import files
+from server.api import files, openapi
 from server.api.deps import CoordinatorDep, WorkerDep, WorkerRouteDep
 from server.errors import FileNotFound
 from server.services import claims, leases, uploads, workers
@@ -77,7 +78,11 @@ async def deregister(coord: CoordinatorDep, route: WorkerRouteDep) -> None:
 
 @router.get("/tasks/{job_id}/inputs/{name}", response_class=Response)
 async def download_input(
-    job_id: str, name: str, coord: CoordinatorDep, _: WorkerDep, lease_token: LeaseHeader = None
+    job_id: str,
+    name: files.FileNameParam,
+    coord: CoordinatorDep,
+    _: WorkerDep,
+    lease_token: LeaseHeader = None,
 ) -> Response:
     row = await leases.require_lease(coord, job_id, lease_token)
     for entry in row.inputs:
@@ -86,15 +91,17 @@ async def download_input(
     raise FileNotFound(f"job {job_id} has no input named {name!r}", job_id=job_id, name=name)
 
 
-@router.put("/tasks/{job_id}/outputs/{name}", status_code=status.HTTP_201_CREATED)
+@router.put(
+    "/tasks/{job_id}/outputs/{name}", status_code=status.HTTP_201_CREATED, openapi_extra=openapi.RAW_BODY
+)
 async def upload_output(
     job_id: str,
-    name: str,
+    name: files.FileNameParam,
     request: Request,
     coord: CoordinatorDep,
     _: WorkerDep,
     lease_token: LeaseHeader = None,
-    expected_sha256: Annotated[str | None, Header(alias=SHA256_HEADER)] = None,
+    expected_sha256: Annotated[str | None, Header(alias=SHA256_HEADER, pattern=SHA256_PATTERN)] = None,
 ) -> FileInfo:
     """An output of the attempt holding the lease; the job's once that attempt succeeds."""
     files.check_name(name)

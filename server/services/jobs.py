@@ -25,6 +25,23 @@ UPLOADS = Upload.__table__  # type: ignore[attr-defined]
 _INT64_MAX = 2**63 - 1
 
 
+def _decimals_up_to(limit: int) -> str:
+    """A regular expression for the ASCII decimals from 0 to ``limit`` (leading zeros allowed)."""
+    digits = str(limit)
+    width = len(digits)
+    shorter = [f"[0-9]{{1,{width - 1}}}"] if width > 1 else []
+    below = [
+        f"{digits[:at]}[0-{int(digit) - 1}]" + (f"[0-9]{{{width - at - 1}}}" if at < width - 1 else "")
+        for at, digit in enumerate(digits)
+        if digit != "0"
+    ]
+    return "^(?:" + "|".join([*shorter, *below, digits]) + ")$"
+
+
+CURSOR_PATTERN = _decimals_up_to(_INT64_MAX)
+"""What a ``next_cursor`` can be: a row's sequence number, so a 64-bit integer in ASCII digits."""
+
+
 async def _load(conn: AsyncConnection, job_id: str, scope: str | None) -> Any:
     query = job_select().where(JOBS.c.id == job_id)
     if scope is not None:
@@ -42,7 +59,7 @@ async def get(coord: Coordinator, job_id: str, scope: str | None) -> JobPublic:
 
 def _cursor_seq(cursor: str) -> int:
     """The seq a ``next_cursor`` stands for: ASCII digits within a 64-bit integer, nothing else."""
-    if re.fullmatch(r"[0-9]{1,19}", cursor) is None or int(cursor) > _INT64_MAX:
+    if re.fullmatch(CURSOR_PATTERN, cursor) is None:
         raise InvalidParams("cursor must be a value returned as next_cursor", field="cursor")
     return int(cursor)
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from protocol import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, KeyCreated, KeyPublic, Role
 from server.coordinator import Coordinator
 from server.db.models import ApiKey
-from server.errors import InvalidParams, KeyNotFound
+from server.errors import InvalidParams, KeyNotFound, OwnKey
 from server.services import key_hashes
 from server.services.convert import require_datetime, to_datetime
 
@@ -96,7 +96,9 @@ async def list_keys(coord: Coordinator) -> list[KeyPublic]:
         return [_public(row) for row in rows]
 
 
-async def revoke(coord: Coordinator, key_id_or_prefix: str) -> KeyPublic:
+async def revoke(coord: Coordinator, key_id_or_prefix: str, by_key_id: str | None = None) -> KeyPublic:
+    """Revoke a key by id or prefix; ``by_key_id``, the key asking, may not be that key (no lockout
+    by one request: revoke an admin key with another one)."""
     now = coord.clock()
     async with coord.db.write() as conn:
         rows = (
@@ -107,6 +109,8 @@ async def revoke(coord: Coordinator, key_id_or_prefix: str) -> KeyPublic:
         if len(rows) != 1:
             raise KeyNotFound(f"no single API key has id or prefix {key_id_or_prefix!r}")
         row = rows[0]
+        if row.id == by_key_id:
+            raise OwnKey()
         if row.revoked_at is None:
             await conn.execute(update(KEYS).where(KEYS.c.id == row.id).values(revoked_at=now))
         row = (await conn.execute(select(KEYS).where(KEYS.c.id == row.id))).one()

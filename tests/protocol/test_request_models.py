@@ -142,7 +142,7 @@ def test_unreadable_json_still_gets_pydantics_own_error() -> None:
     [
         ({"max_attempts": True}, "max_attempts"),
         ({"max_attempts": "3"}, "max_attempts"),
-        ({"max_attempts": 3.0}, "max_attempts"),
+        ({"max_attempts": 3.5}, "max_attempts"),
         ({"timeout_s": False}, "timeout_s"),
         ({"timeout_s": "5"}, "timeout_s"),
         ({"retry": {"jitter": 0}}, "retry"),

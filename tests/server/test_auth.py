@@ -28,6 +28,28 @@ async def test_x_api_key_header_works_too(api: Api) -> None:
     assert response.status_code == 200
 
 
+async def test_two_different_keys_on_one_request_are_refused(api: Api) -> None:
+    both_wrong_one = {"Authorization": f"Bearer {api.keys['client']}", "X-API-Key": "wrong"}
+    response = await api.http.get(f"{API_PREFIX}/jobs", headers=both_wrong_one)
+    assert response.status_code == 401, response.text
+    assert "two different API keys" in response.json()["error"]["message"]
+    two_valid = {"Authorization": f"Bearer {api.keys['client']}", "X-API-Key": api.keys["admin"]}
+    assert (await api.http.get(f"{API_PREFIX}/jobs", headers=two_valid)).status_code == 401
+    same = {"Authorization": f"Bearer {api.keys['client']}", "X-API-Key": api.keys["client"]}
+    assert (await api.http.get(f"{API_PREFIX}/jobs", headers=same)).status_code == 200
+
+
+async def test_an_admin_key_cannot_revoke_itself(api: Api) -> None:
+    listed = (await api.http.get(f"{API_PREFIX}/keys", headers=api.auth("admin"))).json()
+    own = next(k["id"] for k in listed if k["role"] == "admin")
+    refused = await api.http.delete(f"{API_PREFIX}/keys/{own}", headers=api.auth("admin"))
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "own_key"
+    assert (await api.http.get(f"{API_PREFIX}/keys", headers=api.auth("admin"))).status_code == 200
+    other = await api.new_key("admin")
+    revoked = await api.http.delete(f"{API_PREFIX}/keys/{own}", headers=other)
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+
+
 @pytest.mark.parametrize(
     ("role", "method", "path", "body"),
     [

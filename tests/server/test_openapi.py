@@ -3,10 +3,13 @@ authenticate, and it lists the error answers that the routes really give, in the
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from protocol import API_PREFIX
@@ -103,6 +106,7 @@ async def test_every_api_operation_lists_its_errors_in_the_one_shape(document: d
         ("get", "/jobs/{job_id}", "404"),
         ("post", "/jobs", "404"),
         ("post", "/workers/{worker_id}/claim", "404"),
+        ("delete", "/keys/{key_id}", "409"),
     ],
 )
 async def test_route_specific_errors_are_listed(
@@ -139,3 +143,100 @@ async def test_the_answers_the_routes_give_are_the_ones_the_document_lists(
         assert response.status_code >= 400, response.text
         assert str(response.status_code) in document["paths"][API_PREFIX + path][method]["responses"]
         assert set(response.json()) == {"error"}
+
+
+def _validator(document: dict[str, Any], schema: dict[str, Any]) -> Draft202012Validator:
+    """A validator of ``schema`` whose ``#/components/...`` references resolve in ``document``."""
+    return Draft202012Validator({**schema, "components": document["components"]})
+
+
+def _parameter(document: dict[str, Any], method: str, path: str, name: str) -> dict[str, Any]:
+    operation = document["paths"][API_PREFIX + path][method]
+    parameter: dict[str, Any] = next(p for p in operation["parameters"] if p["name"] == name)
+    return parameter
+
+
+async def test_no_parameter_is_declared_nullable(document: dict[str, Any]) -> None:
+    """A query string or a header cannot carry a JSON null: an optional parameter is left out."""
+    for path, method, operation in _operations(document):
+        for parameter in operation.get("parameters", []):
+            assert '"null"' not in json.dumps(parameter["schema"]), (method, path, parameter)
+
+
+async def test_the_file_routes_declare_the_bodies_they_read(document: dict[str, Any]) -> None:
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    for method, path in (("post", "/uploads"), ("put", "/tasks/{job_id}/outputs/{name}")):
+        body = document["paths"][API_PREFIX + path][method]["requestBody"]
+        assert body["content"] == {"application/octet-stream": binary}, (method, path)
+    form = document["paths"][f"{API_PREFIX}/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert form["schema"]["properties"]["job"] == {"$ref": "#/components/schemas/JobCreate"}
+    assert form["schema"]["required"] == ["job"]
+    assert form["encoding"] == {"job": {"contentType": "application/json"}}
+
+
+DIGEST = hashlib.sha256(b"payload").hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value"),
+    [
+        ("cursor", "7"),
+        ("cursor", "0007"),
+        ("cursor", str(2**63 - 1)),
+        ("cursor", str(2**63)),
+        ("cursor", ""),
+        ("cursor", "¹"),
+        ("cursor", "-1"),
+        ("name", "in.txt"),
+        ("name", "a\x01b"),
+        ("name", "a\\b"),
+        ("name", ".."),
+        ("name", "x" * 256),
+        ("X-Content-SHA256", DIGEST),
+        ("X-Content-SHA256", DIGEST.upper()),
+        ("X-Content-SHA256", ""),
+        ("X-Content-SHA256", "null"),
+        ("X-Content-SHA256", DIGEST[:-1]),
+    ],
+)
+async def test_the_document_and_the_route_agree_on_each_parameter_value(
+    api: Api, document: dict[str, Any], parameter: str, value: str
+) -> None:
+    if parameter == "cursor":
+        declared = _parameter(document, "get", "/jobs", "cursor")
+        response = await api.http.get(
+            f"{API_PREFIX}/jobs", params={"cursor": value}, headers=api.auth("client")
+        )
+    else:
+        declared = _parameter(document, "post", "/uploads", parameter)
+        params = {"name": value} if parameter == "name" else {}
+        headers = {parameter: value} if parameter != "name" else {}
+        response = await api.http.post(
+            f"{API_PREFIX}/uploads",
+            params=params,
+            content=b"payload",
+            headers={**api.auth("client"), **headers},
+        )
+    valid = _validator(document, declared["schema"]).is_valid(value)
+    assert response.status_code < 300 if valid else response.status_code == 422, (valid, response.text)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"role": "admin"},
+        {"role": "admin", "namespaces": []},
+        {"role": "admin", "namespaces": ["acme"]},
+        {"role": "client", "namespaces": ["acme"]},
+        {"role": "client", "namespaces": ["acme", "acme"]},
+        {"role": "client", "namespaces": ["acme", "beta"]},
+        {"role": "worker", "namespaces": ["acme", "beta", "acme"]},
+        {"role": "worker", "namespaces": ["Acme"]},
+    ],
+)
+async def test_the_document_and_the_route_agree_on_which_keys_can_be_made(
+    api: Api, document: dict[str, Any], body: dict[str, Any]
+) -> None:
+    valid = _validator(document, {"$ref": "#/components/schemas/KeyCreate"}).is_valid(body)
+    response = await api.http.post(f"{API_PREFIX}/keys", json=body, headers=api.auth("admin"))
+    assert response.status_code == (201 if valid else 422), (valid, response.text)

@@ -30,7 +30,7 @@ async def _store(api: Api, job_id: str, column: str, raw_json: str) -> None:
 async def test_a_cursor_that_next_cursor_cannot_give_is_a_422(api: Api, cursor: str) -> None:
     response = await api.http.get(f"{API_PREFIX}/jobs", params={"cursor": cursor}, headers=api.auth("client"))
     assert response.status_code == 422, response.text
-    assert response.json()["error"]["details"]["field"] == "cursor"
+    assert [e["field"] for e in response.json()["error"]["details"]["errors"]] == ["cursor"]
 
 
 async def test_the_largest_cursor_is_accepted(api: Api) -> None:

@@ -119,7 +119,7 @@ async def test_unknown_fields_are_refused_on_agent_and_admin_routes(
     ("spec", "field"),
     [
         ({"max_attempts": True}, "max_attempts"),
-        ({"max_attempts": 2.0}, "max_attempts"),
+        ({"max_attempts": 2.5}, "max_attempts"),
         ({"max_attempts": "2"}, "max_attempts"),
         ({"timeout_s": True}, "timeout_s"),
         ({"timeout_s": "60"}, "timeout_s"),
@@ -144,9 +144,23 @@ async def test_agent_bodies_are_strict_too(api: Api) -> None:
     claim = await _post(api, f"/workers/{worker_id}/claim", '{"max_tasks": true}', "worker")
     assert "max_tasks" in _fields(claim)
     register = await _post(
-        api, "/workers/register", '{"task_types": ["noop"], "max_concurrent": 2.0}', "worker"
+        api, "/workers/register", '{"task_types": ["noop"], "max_concurrent": 2.5}', "worker"
     )
     assert "max_concurrent" in _fields(register)
+
+
+async def test_an_integer_field_takes_a_number_without_a_fraction(api: Api) -> None:
+    # JSON (and JSON Schema's "integer", which the OpenAPI document declares) does not tell 2
+    # from 2.0: both are the integer 2.
+    job = await api.submit(max_attempts=2.0)
+    assert job["max_attempts"] == 2
+    register = await _post(
+        api, "/workers/register", '{"task_types": ["noop"], "max_concurrent": 2.0}', "worker"
+    )
+    assert register.status_code == 201, register.text
+    worker_id = register.json()["worker_id"]
+    claim = await _post(api, f"/workers/{worker_id}/claim", '{"max_tasks": 1.0, "wait_s": 0}', "worker")
+    assert claim.status_code in (200, 204), claim.text
 
 
 async def _claimed(api: Api) -> tuple[str, dict[str, Any]]:
@@ -246,6 +260,22 @@ async def test_405_says_which_methods_the_path_allows(api: Api) -> None:
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
     assert {m.strip() for m in response.headers["allow"].split(",")} == {"GET", "POST"}
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        # Each is also a value of a sibling templated path (/jobs/{job_id}, /workers/{worker_id}).
+        ("/jobs/batch", {"POST"}),
+        ("/workers/register", {"POST"}),
+        ("/jobs/some-job", {"GET"}),
+        ("/workers/some-agent", {"DELETE"}),
+    ],
+)
+async def test_405_names_the_methods_of_the_path_itself(api: Api, path: str, allowed: set[str]) -> None:
+    response = await api.http.request("PATCH", API_PREFIX + path, headers=api.auth("admin"))
+    assert response.status_code == 405
+    assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
 
 
 # -- body size ------------------------------------------------------------------------------
