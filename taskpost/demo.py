@@ -43,9 +43,11 @@ def run_demo(work_dir: Path, port: int) -> None:
         with RemoteCoordinator(url, admin_key, timeout=120) as remote:
             worker_key = remote.request("POST", "/keys", json={"role": "worker", "name": "demo agent"})["key"]
             print("starting one agent (it loads the models once)")
-            agent_args = ["agent", "--server-url", url, "--api-key", worker_key]
-            agent_args += ["--health-port", "0", "--log-format", "text", "--max-concurrent", "2"]
-            agent = ChildProcess(agent_args, env, agent_log).start()
+            agent_args = ["agent", "--server-url", url, "--health-port", "0", "--log-format", "text"]
+            agent_args += ["--max-concurrent", "2"]
+            # In the environment, not on the command line: ``ps`` shows arguments to everyone.
+            agent_env = {**env, "TASKPOST_API_KEY": worker_key}
+            agent = ChildProcess(agent_args, agent_env, agent_log).start()
             _wait_for_agent(remote, agent, agent_log)
             for job_type, sample, main_output in DEMO_JOBS:
                 _run_one(remote, job_type, sample, outputs / job_type, main_output, agent_log)

@@ -162,10 +162,12 @@ class LocalCoordinator:
         """An agent of this coordinator, started through the CLI with ``args`` added.
 
         Its ``/health`` is off unless ``args`` ask for it: two agents on one host would both
-        want the default port.
+        want the default port. The key goes in the environment, never on a command line that
+        every local user can read in ``ps``.
         """
-        command = ["agent", "--server-url", self.url, "--api-key", api_key, "--health-port", "0", *args]
-        return ChildProcess(command, self.env, self.work / log_name).start()
+        command = ["agent", "--server-url", self.url, "--health-port", "0", *args]
+        env = {**self.env, "TASKPOST_API_KEY": api_key}
+        return ChildProcess(command, env, self.work / log_name).start()
 
     def stop(self) -> None:
         self.process.stop(signal.SIGTERM)

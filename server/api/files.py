@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Path, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.responses import Response
@@ -16,7 +17,7 @@ from starlette.responses import Response
 from protocol import is_safe_file_name
 from protocol.fields import FILE_NAME_PATTERN, MAX_FILE_NAME_LENGTH, RESERVED_FILE_NAMES
 from server.coordinator import Coordinator
-from server.errors import InvalidParams
+from server.errors import FileNotFound, InvalidParams
 
 FILE_NAME_SCHEMA: dict[str, Any] = {
     "minLength": 1,
@@ -46,9 +47,33 @@ def body_chunks(request: Request) -> AsyncIterator[bytes]:
     return request.stream()
 
 
-def blob_response(coord: Coordinator, entry: dict[str, Any]) -> Response:
+async def blob_response(coord: Coordinator, entry: dict[str, Any]) -> Response:
+    """The stored file as a download, or 404 when its blob is gone.
+
+    The blob is opened and its first chunk read before any header goes out: once a 200 is on
+    the wire, a missing blob could only cut the body short, which a client reads as a network
+    error and retries, where a 404 says what happened.
+    """
     headers = {"X-Content-SHA256": entry["sha256"]}
     path = coord.blobs.local_path(entry["blob_key"])
     if path is not None:
+        if not await anyio.Path(path).is_file():
+            raise _blob_gone(entry)
         return FileResponse(path, filename=entry["name"], headers=headers)
-    return StreamingResponse(coord.blobs.open(entry["blob_key"]), headers=headers)
+    chunks = coord.blobs.open(entry["blob_key"])
+    try:
+        first = await anext(chunks, b"")
+    except FileNotFoundError:
+        raise _blob_gone(entry) from None
+    return StreamingResponse(_prepend(first, chunks), headers=headers)
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
+
+
+def _blob_gone(entry: dict[str, Any]) -> FileNotFound:
+    return FileNotFound(f"the stored file {entry['name']!r} is gone from the blob store", name=entry["name"])

@@ -132,4 +132,4 @@ async def requeue(job_id: str, coord: CoordinatorDep, scope: JobScopeDep) -> Job
 async def download_output(
     job_id: str, name: files.FileNameParam, coord: CoordinatorDep, scope: JobScopeDep
 ) -> Response:
-    return files.blob_response(coord, await jobs.output_blob(coord, job_id, name, scope))
+    return await files.blob_response(coord, await jobs.output_blob(coord, job_id, name, scope))

@@ -87,7 +87,7 @@ async def download_input(
     row = await leases.require_lease(coord, job_id, lease_token)
     for entry in row.inputs:
         if entry["name"] == name:
-            return files.blob_response(coord, entry)
+            return await files.blob_response(coord, entry)
     raise FileNotFound(f"job {job_id} has no input named {name!r}", job_id=job_id, name=name)
 
 
