@@ -12,7 +12,8 @@ TaskpostError
 ├── NotFound (404): JobNotFound, WorkerNotFound, FileNotFound, KeyNotFound
 ├── Conflict (409): StaleLease, InvalidState, UploadTooSlow, OwnKey
 ├── PayloadTooLarge (413)
-└── TooManyAuthFailures (429)
+├── TooManyAuthFailures (429)
+└── DatabaseUnavailable (503, with Retry-After)
 
 A job of another namespace is a JobNotFound (404), never a Forbidden: a client key cannot tell
 whether it exists.
@@ -150,3 +151,11 @@ class TooManyAuthFailures(TaskpostError):
 
     status_code = 429
     code = "too_many_auth_failures"
+
+
+class DatabaseUnavailable(TaskpostError):
+    """The database cannot be reached right now: try again after Retry-After seconds."""
+
+    status_code = 503
+    code = "database_unavailable"
+    retry_after_s = 2

@@ -21,7 +21,21 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("data")
     database_url: str | None = None
-    """SQLAlchemy URL; defaults to a SQLite file in data_dir."""
+    """``sqlite:///path`` or ``postgresql://user:password@host/db``; defaults to a SQLite file in
+    data_dir (server/db/dialects picks the dialect and its async driver from the scheme)."""
+    auto_migrate: bool = True
+    """Upgrade the tables to this version's revision on start (server/db/migrate.py); when off, a
+    database not at that revision is refused: run ``taskpost db upgrade`` first."""
+    db_pool_size: int = Field(default=10, ge=1)
+    """Database connections each coordinator process keeps open."""
+    db_max_overflow: int = Field(default=10, ge=0)
+    """Connections opened past db_pool_size under load, closed again when returned."""
+    db_pool_timeout_s: float = Field(default=10.0, gt=0)
+    """How long a request waits for a free connection before it is answered 503."""
+    db_connect_timeout_s: float = Field(default=5.0, gt=0)
+    """How long opening a PostgreSQL connection may take before the request is answered 503."""
+    db_statement_timeout_s: float = Field(default=30.0, ge=0)
+    """PostgreSQL cancels a statement running longer than this (its statement_timeout); 0: no limit."""
     blob_dir: Path | None = None
     """Where inputs and outputs are kept; defaults to data_dir/blobs."""
     admin_key: SecretStr | None = None
@@ -31,6 +45,9 @@ class Settings(BaseSettings):
     lease_s: float = Field(default=30.0, gt=0)
     heartbeat_interval_s: float = Field(default=10.0, gt=0)
     long_poll_s: float = Field(default=20.0, ge=0, le=60)
+    wakeup_recheck_s: float = Field(default=1.0, gt=0)
+    """PostgreSQL: a held claim checks for work at least this often, even with no wake-up (a
+    NOTIFY from another replica is lost through a transaction-mode pooler or a reconnect)."""
     reaper_interval_s: float = Field(default=1.0, gt=0)
     timeout_grace_s: float = Field(default=10.0, ge=0)
     """How long past an attempt's timeout the coordinator waits for the agent before failing it."""
@@ -54,6 +71,17 @@ class Settings(BaseSettings):
     job still uses it. Also how long a file may take to arrive before its space is reclaimed."""
     max_multipart_parts: int = Field(default=100, ge=1)
     """Most parts (the job field and its files) in one multipart submit; more get 413."""
+
+    # Retention of finished jobs (server/services/retention.py), per state: a job is deleted this
+    # long after it ended, with its events, and its blobs once nothing else names them. 0: kept.
+    retain_completed_s: float = Field(default=7 * 86400, ge=0)
+    """How long a completed job is kept after it ended (seconds); 0 keeps completed jobs forever."""
+    retain_dead_s: float = Field(default=7 * 86400, ge=0)
+    """How long a dead job is kept after it ended (seconds); 0 keeps dead jobs forever."""
+    retain_cancelled_s: float = Field(default=7 * 86400, ge=0)
+    """How long a cancelled job is kept after it ended (seconds); 0 keeps cancelled jobs forever."""
+    retention_batch_size: int = Field(default=500, ge=1, le=10_000)
+    """Jobs deleted per transaction, so that deleting many never holds the database for long."""
 
     job_type_retention_s: float = Field(default=7 * 86400, gt=0)
     """A job type no agent has declared for this long is no longer known (built-in types always are)."""

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from agent.cli import agent_command
 from protocol import Role
+from protocol.admin import FinishedState
 from protocol.logs import LogFormat
 from server.errors import TaskpostError
 from taskpost import render
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Taskpost: a job system for media work over HTTP, no Redis.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+db_app = typer.Typer(
+    help="Migrate the coordinator's database (TASKPOST_DATABASE_URL) to this version's tables.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
 app.command("agent", help="Run a worker agent that claims and runs tasks.")(agent_command)
 
 ServerUrl = Annotated[
@@ -190,6 +196,47 @@ def keys_revoke(
     typer.echo(f"revoked {revoked['role']} key {revoked['prefix']}… ({revoked['id']})")
 
 
+_DB_URL_EXAMPLE = "TASKPOST_DATABASE_URL=postgresql://user:secret@db/taskpost"
+
+
+@db_app.command(
+    "upgrade",
+    epilog="Examples:\n\n"
+    "  taskpost db upgrade --data-dir /var/lib/taskpost   (the SQLite file there)\n\n"
+    f"  {_DB_URL_EXAMPLE} taskpost db upgrade",
+)
+def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Upgrade the database to the revision this version needs; one already there is left alone.
+
+    The coordinator does this on start unless TASKPOST_AUTO_MIGRATE=false. Safe while others start.
+    """
+    from taskpost import schema
+
+    try:
+        report = schema.upgrade(_settings(data_dir, database_url))
+    except (TaskpostError, ValueError, ModuleNotFoundError) as exc:
+        _fail(exc)
+    for line in report.lines() or [report.summary()]:
+        typer.echo(line)
+
+
+@db_app.command(
+    "current",
+    epilog="Examples:\n\n"
+    "  taskpost db current   prints e.g. 0003 (head)\n\n"
+    f"  {_DB_URL_EXAMPLE} taskpost db current",
+)
+def db_current(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Print the database's revision, marked (head) when it is the one this version needs."""
+    from taskpost import schema
+
+    try:
+        state = schema.current(_settings(data_dir, database_url))
+    except (TaskpostError, ValueError, ModuleNotFoundError) as exc:
+        _fail(exc)
+    typer.echo(state.describe())
+
+
 @app.command()
 def info(
     server_url: ServerUrl = None,
@@ -211,6 +258,67 @@ def info(
         lambda coord: read_stats(coord, namespace),
     )  # fmt: skip
     typer.echo(json.dumps(stats, indent=2) if as_json else render.stats_text(stats))
+
+
+@app.command()
+def purge(
+    state: Annotated[
+        list[FinishedState],
+        typer.Option("--state", help="Delete jobs in this finished state (repeatable).", show_default=False),
+    ],
+    older_than: Annotated[
+        str, typer.Option(help="Only jobs that ended at least this long ago: 90s, 30m, 12h, 7d.")
+    ],
+    job_type: Annotated[str | None, typer.Option("--type", help="Only jobs of this type.")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Only this namespace (default: every one).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking first.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    server_url: ServerUrl = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete finished jobs now, with their events and the files only they used."""
+    from protocol.admin import PurgeRequest
+    from server.services import retention
+    from taskpost import purge as purging
+
+    try:
+        body = purging.request_body(state, purging.parse_duration(older_than), job_type)
+    except purging.InvalidDuration as exc:
+        raise typer.BadParameter(str(exc), param_hint="--older-than") from None
+    except CliError as exc:
+        _fail(exc)
+    path = f"/admin/purge?{urlencode({'namespace': namespace})}" if namespace else "/admin/purge"
+    where = f"in namespace {namespace}" if namespace else "in every namespace"
+
+    def call(request: dict[str, Any]) -> dict[str, Any]:
+        async def local(coord: Coordinator) -> BaseModel:
+            return await retention.purge(coord, PurgeRequest.model_validate(request), namespace)
+
+        result: dict[str, Any] = _call(
+            server_url, api_key, data_dir, database_url, ("POST", path, request), local
+        )
+        return result
+
+    def confirm(preview: dict[str, Any]) -> bool:
+        return typer.confirm(
+            f"Delete {purging.describe(preview)} that ended by {preview['ended_before']}, {where}?", err=True
+        )
+
+    if dry_run:
+        result = call({**body, "dry_run": True})
+    else:
+        done = purging.purge(call, body, None if yes else confirm)
+        if done is None:
+            typer.secho("aborted: nothing deleted", err=True)
+            raise typer.Exit(1)
+        result = done
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(purging.summary(result, where))
 
 
 @app.command()

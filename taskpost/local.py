@@ -16,7 +16,7 @@ def run_with_coordinator(settings: Settings, action: Callable[[Coordinator], Awa
     async def main() -> T:
         coord = Coordinator.from_settings(settings)
         try:
-            await coord.db.create_schema()
+            await coord.db.create_schema(auto_migrate=settings.auto_migrate)
             return await action(coord)
         finally:
             await coord.db.close()

@@ -8,7 +8,7 @@ import pytest
 from tests.support.postgres import REQUIRE_ENV, PostgresCluster, PostgresUnavailable, session_cluster
 from tests.support.s3 import MotoS3Server, S3Bucket
 
-POSTGRES_DIALECT_READY = False
+POSTGRES_DIALECT_READY = True
 """Switch on the ``postgresql`` side of ``database_url`` once server/db has a PostgreSQL dialect."""
 
 
@@ -76,6 +76,13 @@ _DATABASES = [
         ),
     ),
 ]
+
+
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+"""For a test about SQLite itself (its files, its query planner, its upgrade path): the ``sqlite``
+side of ``database_url`` only."""
+postgres_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+"""For a test about PostgreSQL itself (row locks, its planner, outages): the ``postgresql`` side only."""
 
 
 @pytest.fixture(params=_DATABASES)

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from protocol import API_PREFIX
-from server.api.errors import error_response
+from server.api.errors import database_unavailable_response, error_response
 from server.coordinator import Coordinator
-from server.errors import TooManyAuthFailures
+from server.errors import DatabaseUnavailable, TooManyAuthFailures
 from server.services import principals
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,9 @@ class AuthMiddleware:
                 exc.status_code, exc.code, exc.message, headers={"WWW-Authenticate": "Bearer"}
             )
             await response(scope, receive, send)
+            return
+        except DatabaseUnavailable as exc:  # raised here, before the app's error handlers
+            await database_unavailable_response(exc)(scope, receive, send)
             return
         scope[PRINCIPAL_SCOPE_KEY] = principal
         await self.app(scope, receive, send)

@@ -19,7 +19,7 @@ from starlette.routing import Match
 
 from protocol import ErrorBody, ErrorDetail, utf8_safe
 from server.api.allow import documented_methods
-from server.errors import TaskpostError
+from server.errors import DatabaseUnavailable, TaskpostError
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,17 @@ def _field_path(location: tuple[Any, ...]) -> str:
 async def _on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TaskpostError)
     return error_response(exc.status_code, exc.code, exc.message, exc.details)
+
+
+def database_unavailable_response(exc: DatabaseUnavailable) -> JSONResponse:
+    """503 ``database_unavailable`` with Retry-After: for the API and for middleware before it."""
+    headers = {"Retry-After": str(exc.retry_after_s)}
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, headers=headers)
+
+
+async def _on_database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DatabaseUnavailable)
+    return database_unavailable_response(exc)
 
 
 async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -117,6 +128,7 @@ async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TaskpostError, _on_domain_error)
+    app.add_exception_handler(DatabaseUnavailable, _on_database_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(ClientDisconnect, _on_client_gone)

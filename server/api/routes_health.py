@@ -1,4 +1,8 @@
-"""Unauthenticated liveness: ``GET /health``."""
+"""Unauthenticated liveness: ``GET /health``.
+
+While the database cannot be reached it answers 503 with ``"database": "unavailable"`` (and
+``"status": "ERROR"``); the next call tries the database again, so it turns 200 by itself.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,14 @@ from fastapi.responses import JSONResponse
 
 from protocol import Health
 from server.api.deps import CoordinatorDep
+from server.errors import DatabaseUnavailable
 from server.services.workers import list_workers
 from server.version import VERSION
 
 router = APIRouter(tags=["health"])
+
+DATABASE_OK = "ok"
+DATABASE_UNAVAILABLE = "unavailable"
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
@@ -18,10 +26,13 @@ async def health(coord: CoordinatorDep) -> JSONResponse:
     database_ok = await coord.db.ping()
     alive = 0
     if database_ok:
-        alive = sum(1 for worker in await list_workers(coord) if worker.alive)
+        try:
+            alive = sum(1 for worker in await list_workers(coord) if worker.alive)
+        except DatabaseUnavailable:
+            database_ok = False  # it went away between the two queries
     body = Health(
         status="OK" if database_ok else "ERROR",
-        database="connected" if database_ok else "unreachable",
+        database=DATABASE_OK if database_ok else DATABASE_UNAVAILABLE,
         version=VERSION,
         workers_alive=alive,
     )

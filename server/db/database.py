@@ -7,14 +7,18 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlmodel import SQLModel
 
+from server.db import migrate
 from server.db import models as _models  # noqa: F401  (registers the tables)
-from server.db.dialects import Dialect, dialect_for_url
+from server.db.dialects import ConnectionOptions, Dialect, dialect_for_url, driver_url
+from server.db.unavailable import unavailable_on_connection_errors
+
+if TYPE_CHECKING:
+    from server.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -23,42 +27,77 @@ PRIVATE_FILE_MODE = 0o600
 
 
 class Database:
-    """An engine plus the dialect that knows how to write to it."""
+    """An engine plus the dialect that knows how to write to it.
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.dialect: Dialect = dialect_for_url(url)
-        _prepare_sqlite_file(url)
-        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=False)
+    Every transaction comes from ``read`` or ``write``: when the database cannot be reached
+    there, they raise ``DatabaseUnavailable`` (server.db.unavailable), which the API answers
+    with 503; the next transaction tries again, so the process recovers by itself.
+    """
+
+    def __init__(self, url: str, options: ConnectionOptions | None = None) -> None:
+        self.url = driver_url(url)
+        self.dialect: Dialect = dialect_for_url(self.url)
+        self.options = options or ConnectionOptions()
+        _prepare_sqlite_file(self.url)
+        self.engine: AsyncEngine = create_async_engine(self.url, **self.dialect.engine_options(self.options))
         self.dialect.prepare_engine(self.engine)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        """The database of ``settings``, with its pool and timeout settings (``TASKPOST_DB_*``)."""
+        options = ConnectionOptions(
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout_s=settings.db_pool_timeout_s,
+            connect_timeout_s=settings.db_connect_timeout_s,
+            statement_timeout_s=settings.db_statement_timeout_s,
+        )
+        return cls(settings.resolved_database_url(), options)
 
     def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A transaction that may write; committed when the block ends without error."""
-        return self.dialect.write(self.engine)
+        return unavailable_on_connection_errors(self.dialect.write(self.engine), self.options)
+
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A transaction that only reads."""
+        return unavailable_on_connection_errors(self._read(), self.options)
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only transaction (a consistent snapshot)."""
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn, conn.begin():
             yield conn
 
-    async def create_schema(self) -> None:
-        """Create missing tables, after upgrading those an earlier version made."""
-        async with self.write() as conn:
-            changes = await conn.run_sync(self._upgrade_then_create)
-        for change in changes:
-            logger.info("upgraded the database: %s", change, extra={"action": "schema_upgrade"})
+    async def create_schema(self, *, auto_migrate: bool = True) -> None:
+        """Bring the tables to this version's revision (server.db.migrate), saying what changed.
 
-    def _upgrade_then_create(self, conn: Connection) -> list[str]:
-        changes = self.dialect.upgrade_schema(conn)
-        SQLModel.metadata.create_all(conn)
-        return changes
+        With ``auto_migrate`` off (TASKPOST_AUTO_MIGRATE=false) nothing is changed: a database
+        that is not at that revision raises ``SchemaNotCurrent``.
+        """
+        if not auto_migrate:
+            async with self.read() as conn:
+                await conn.run_sync(migrate.require_head)
+            return
+        report = await self.upgrade_schema()
+        for line in report.lines():
+            logger.info("%s", line, extra={"action": "schema_upgrade"})
+
+    async def upgrade_schema(self) -> migrate.UpgradeReport:
+        """Upgrade the tables to head in one write transaction (``taskpost db upgrade``)."""
+        async with self.write() as conn:
+            return await conn.run_sync(migrate.upgrade_to_head)
+
+    async def schema_state(self) -> migrate.SchemaState:
+        """Where the tables stand against this version's revisions (``taskpost db current``)."""
+        async with self.read() as conn:
+            return await conn.run_sync(migrate.schema_state)
 
     async def ping(self) -> bool:
+        """Whether a query goes through now."""
         try:
             async with self.read() as conn:
                 await conn.exec_driver_sql("SELECT 1")
-        except Exception:
+        except Exception as exc:
+            logger.debug("database ping failed: %s", exc, extra={"action": "db_ping"})
             return False
         return True
 

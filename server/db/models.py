@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Float, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from protocol import DEFAULT_NAMESPACE
 
-# Columns added after the first release carry a server default, so that the upgrade step in
-# server/db/database.py can add them to an existing table with ALTER TABLE ... ADD COLUMN.
+# 64-bit on PostgreSQL (ids that grow for good, sizes up to TASKPOST_MAX_UPLOAD_BYTES = 2 GiB);
+# SQLite's INTEGER already is, and only INTEGER PRIMARY KEY numbers rows by itself.
+BIG_INT = BigInteger().with_variant(Integer(), "sqlite")
+
+# Every change here needs a revision in server/db/migrations/versions (tests/server/test_migrations.py
+# fails until the migrated tables match these models). Columns added to an existing table carry a
+# server default, so that a revision can add them with ALTER TABLE ... ADD COLUMN.
 
 
 class Job(SQLModel, table=True):
     __tablename__ = "jobs"
 
-    seq: int | None = Field(default=None, primary_key=True)
+    seq: int | None = Field(default=None, sa_column=Column(BIG_INT, primary_key=True))
     """Insertion order: FIFO inside a priority."""
     id: str = Field(unique=True, max_length=36)
     namespace: str = Field(
@@ -68,6 +73,8 @@ class Job(SQLModel, table=True):
         Index("ix_jobs_state_available", "state", "available_at"),
         Index("ix_jobs_state_lease", "state", "lease_expires_at"),
         Index("ix_jobs_type_state", "type", "state"),
+        # Retention (server.services.retention) walks finished jobs of one state, oldest first.
+        Index("ix_jobs_state_ended", "state", "ended_at"),
     )
 
 
@@ -76,7 +83,7 @@ class JobEvent(SQLModel, table=True):
 
     __tablename__ = "job_events"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, sa_column=Column(BIG_INT, primary_key=True))
     job_id: str = Field(index=True, max_length=36)
     at: float
     kind: str = Field(max_length=40)
@@ -152,7 +159,7 @@ class Upload(SQLModel, table=True):
     """Only jobs of this namespace may name it as an input."""
     name: str
     blob_key: str
-    size: int
+    size: int = Field(sa_column=Column(BIG_INT, nullable=False))
     sha256: str = Field(max_length=64)
     created_at: float
     last_used_at: float = Field(default=0.0, sa_column=Column(Float, nullable=False, server_default="0"))
@@ -183,13 +190,32 @@ class AttemptOutput(SQLModel, table=True):
     __tablename__ = "attempt_outputs"
     __table_args__ = (UniqueConstraint("job_id", "lease_token", "name", name="uq_attempt_outputs_name"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, sa_column=Column(BIG_INT, primary_key=True))
     """Upload order, which is the order of the job's outputs."""
     job_id: str = Field(max_length=36)
     lease_token: str = Field(max_length=64)
     """The attempt: the lease it was uploaded under."""
     name: str
     blob_key: str = Field(max_length=64)
-    size: int
+    size: int = Field(sa_column=Column(BIG_INT, nullable=False))
     sha256: str = Field(max_length=64)
     created_at: float
+
+
+class CoordinatorReplica(SQLModel, table=True):
+    """A coordinator process that ran on this database, and when it last said it was alive.
+
+    Each process adds its row on start and its reaper loop moves ``last_seen_at`` on every pass,
+    so a process that starts can tell how long no coordinator was running (server.services.replicas).
+    """
+
+    __tablename__ = "coordinator_replicas"
+
+    id: str = Field(primary_key=True, max_length=36)
+    host: str | None = Field(default=None, max_length=255)
+    pid: int | None = None
+    started_at: float
+    last_seen_at: float = Field(index=True)
+    succeeded_by: str | None = Field(default=None, max_length=36)
+    """Set on the replica that was the last one alive by the replica that started after a time
+    with none alive and gave running leases that time back: so only one starting replica does."""

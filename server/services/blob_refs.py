@@ -84,7 +84,10 @@ async def drop(conn: AsyncConnection, keys: Iterable[str]) -> None:
 
 async def _change(conn: AsyncConnection, counts: dict[str, int]) -> None:
     if counts:
-        await conn.execute(_ADD_REFS, [{"b_key": key, "b_count": n} for key, n in counts.items()])
+        # In key order: two transactions locking the same blob rows lock them in the same order
+        # (no deadlock on a database that locks rows).
+        changes = [{"b_key": key, "b_count": counts[key]} for key in sorted(counts)]
+        await conn.execute(_ADD_REFS, changes)
 
 
 async def discard(coord: Coordinator, keys: Sequence[str]) -> None:

@@ -36,7 +36,12 @@ async def claim(
     ``namespaces``: those the agent's key may claim from (empty: all), as read from the key on
     this request.
     """
-    if max_tasks <= 0 or route.draining:
+    if max_tasks <= 0:
+        if route.reread:  # nothing to claim, but the reply says whether the agent drains
+            async with coord.db.read() as conn:
+                await workers.reread(conn, route)
+        return []
+    if route.draining:
         return []
     while True:
         tasks, corrupt = await _claim_once(coord, route, max_tasks, namespaces)
@@ -67,6 +72,10 @@ async def _claim_once(
         type_count=len(route.task_types), with_labels=bool(route.labels), namespace_count=len(namespaces)
     )
     async with coord.db.write() as conn:
+        if route.reread:
+            await workers.reread(conn, route)
+            if route.draining or route.gone:
+                return [], 0
         rows = (await conn.execute(statement, params)).all()
         tasks: list[ClaimedTask] = []
         corrupt = 0
@@ -151,13 +160,16 @@ async def claim_with_wait(
     """
     hold = coord.settings.long_poll_s if wait_s is None else min(wait_s, coord.settings.long_poll_s)
     deadline = time.monotonic() + hold
+    held = False
     while True:
         if coord.notifier.closed:
             return []
         seen = coord.notifier.version
         tasks = await claim(coord, route, max_tasks, namespaces)
+        if route.gone and not held:
+            raise workers.gone_error(route.worker_id)
         remaining = deadline - time.monotonic()
-        if tasks or remaining <= 0 or max_tasks <= 0 or route.draining:
+        if tasks or remaining <= 0 or max_tasks <= 0 or route.draining or route.gone:
             return tasks
         logger.debug(
             "holding a claim for up to %.1f s",
@@ -165,6 +177,9 @@ async def claim_with_wait(
             extra={"worker_id": route.worker_id, "action": "long_poll"},
         )
         await coord.notifier.wait(seen, remaining)
+        held = True
+        # Another replica may have drained or deregistered the agent meanwhile.
+        route.reread = True
 
 
 async def claim_request(

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from pydantic_core import PydanticSerializationError
-from sqlalchemy import Select, Text, select, type_coerce
+from sqlalchemy import Select, Text, cast, select
 
 from protocol import JobPublic
 from server.db.models import Job
@@ -41,11 +41,9 @@ _UNDECODABLE: dict[str, Any] = {
 
 def job_select() -> Select[Any]:
     """``SELECT`` of every column of ``jobs``, its JSON columns as their stored text."""
+    # A CAST in the SQL, not only in Python: PostgreSQL's driver would decode a json column.
     return select(
-        *(
-            type_coerce(col, Text).label(col.name) if col.name in _UNDECODABLE else col
-            for col in _JOBS.columns
-        )
+        *(cast(col, Text).label(col.name) if col.name in _UNDECODABLE else col for col in _JOBS.columns)
     )
 
 

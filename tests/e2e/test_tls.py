@@ -102,7 +102,7 @@ def test_the_coordinator_serves_https_with_the_given_certificate(tmp_path: Path)
     try:
         assert coordinator.url.startswith("https://")
         health = httpx.get(f"{coordinator.url}/health", verify=trust_the_ca)
-        assert health.status_code == 200 and health.json()["database"] == "connected"
+        assert health.status_code == 200 and health.json()["database"] == "ok"
         keys = httpx.get(
             f"{coordinator.url}{API_PREFIX}/keys",
             headers={"Authorization": f"Bearer {coordinator.admin_key}"},

@@ -1,4 +1,8 @@
-"""In-process coordinator on a real SQLite file, driven through httpx's ASGI transport.
+"""In-process coordinator on a real database, driven through httpx's ASGI transport.
+
+Tests that use the ``settings`` or ``api`` fixtures run twice: on a SQLite file and on a fresh
+PostgreSQL database of the session's cluster (``database_url`` in tests/conftest.py). A test that
+is about SQLite alone says so with ``@sqlite_only``.
 
 The coordinator's clock is a ``ManualClock`` so lease expiry and backoff are tested by moving
 time forward, not by sleeping.
@@ -6,11 +10,12 @@ time forward, not by sleeping.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -23,6 +28,19 @@ from server.services import reaper
 from server.settings import Settings
 
 ADMIN_KEY = "test-admin-key-at-least-32-characters-long"
+T = TypeVar("T")
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout_s: float = 30.0) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 class ManualClock:
@@ -173,9 +191,11 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-def make_settings(data_dir: Path) -> Settings:
+def make_settings(data_dir: Path, database_url: str | None = None) -> Settings:
+    """Test settings; the database is a SQLite file in ``data_dir`` unless ``database_url`` names one."""
     return Settings(
         data_dir=data_dir,
+        database_url=database_url,
         admin_key=ADMIN_KEY,
         lease_s=30,
         long_poll_s=5,
@@ -203,8 +223,9 @@ async def running_api(
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path / "data")
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings on each database kind in turn (``database_url``: SQLite, then PostgreSQL)."""
+    return make_settings(tmp_path / "data", database_url)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from protocol import API_PREFIX
+from tests.conftest import sqlite_only
 from tests.server.conftest import Api
 
 pytestmark = pytest.mark.anyio
@@ -175,6 +176,7 @@ def _plan(rows: list[tuple[object, ...]]) -> str:
     return "\n".join(str(row[-1]) for row in rows)
 
 
+@sqlite_only  # PostgreSQL's plan: tests/server/test_postgres_claim.py
 async def test_the_claim_walks_the_claim_index_without_sorting(api: Api) -> None:
     """EXPLAIN QUERY PLAN of the claim, with and without a namespace restriction."""
     dialect = api.coord.db.dialect

@@ -58,6 +58,8 @@ async def test_an_unsendable_row_is_marked_and_the_page_still_answers(api: Api, 
 
 @pytest.mark.parametrize("bad_json", [LONE_SURROGATE_JSON, "{not json"])
 async def test_a_corrupt_row_is_set_dead_and_the_others_are_handed_out(api: Api, bad_json: str) -> None:
+    if bad_json == "{not json" and api.coord.db.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL's json type refuses to store text that is not JSON")
     first = await api.submit(params={"n": 1})
     bad = await api.submit(params={"n": 2})
     last = await api.submit(params={"n": 3})

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, Float, Integer, String, column
+from sqlalchemy import Float, Insert, Integer, String, Table, column
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.selectable import TextualSelect
@@ -27,12 +28,31 @@ CLAIM_RETURNING: tuple[ColumnClause[object], ...] = (
 CLAIM_RETURNING_SQL = ", ".join(c.name for c in CLAIM_RETURNING)
 
 
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """How the coordinator connects: its pool and timeouts (``TASKPOST_DB_*`` settings)."""
+
+    pool_size: int = 10
+    """Connections kept open."""
+    max_overflow: int = 10
+    """Connections opened past ``pool_size`` under load, closed when returned."""
+    pool_timeout_s: float = 10.0
+    """How long a request waits for a free connection before it is refused (503)."""
+    connect_timeout_s: float = 5.0
+    """How long opening a connection may take (PostgreSQL)."""
+    statement_timeout_s: float = 30.0
+    """The server cancels a statement that runs longer (PostgreSQL); 0: no limit."""
+
+
 class Dialect(Protocol):
     """What the job service needs from a SQL database beyond portable SQLAlchemy Core."""
 
     name: str
     locks_rows: bool
     """Whether reads of rows about to change must take row locks (SELECT ... FOR UPDATE)."""
+
+    def engine_options(self, options: ConnectionOptions) -> dict[str, Any]:
+        """Keyword arguments of ``create_async_engine`` for this database: pool, driver settings."""
 
     def prepare_engine(self, engine: AsyncEngine) -> None:
         """Install connection settings (pragmas, transaction mode) on a new engine."""
@@ -50,8 +70,6 @@ class Dialect(Protocol):
         attempts, max_attempts, timeout_s, inputs, lease_token (JSON columns as their text).
         """
 
-    def upgrade_schema(self, conn: Connection) -> list[str]:
-        """Bring tables made by an earlier version up to the current models; say what changed.
-
-        Runs before ``create_all`` (through ``run_sync``), inside the schema transaction.
-        """
+    def insert_ignoring_duplicates(self, table: Table) -> Insert:
+        """``INSERT`` that skips rows whose primary or unique key exists (one another writer may
+        have inserted meanwhile), instead of failing the transaction."""

@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Insert, Table, event, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.selectable import TextualSelect
-from sqlmodel import SQLModel
 
-from server.db.dialects.base import CLAIM_RETURNING, CLAIM_RETURNING_SQL
-from server.db.dialects.sqlite_upgrade import upgrade_tables
+from server.db.dialects.base import CLAIM_RETURNING, CLAIM_RETURNING_SQL, ConnectionOptions
 
 _WRITE_OPTION = "taskpost_write"
 
@@ -29,6 +28,14 @@ class SqliteDialect:
         # SQLITE_BUSY. Other processes (the CLI) are covered by busy_timeout.
         self._write_lock = asyncio.Lock()
         self._claim_cache: dict[tuple[int, bool, int], TextualSelect] = {}
+
+    def engine_options(self, options: ConnectionOptions) -> dict[str, Any]:
+        # The file is local: no connect or statement timeout to set, and nothing to ping.
+        return {
+            "pool_size": options.pool_size,
+            "max_overflow": options.max_overflow,
+            "pool_timeout": options.pool_timeout_s,
+        }
 
     def prepare_engine(self, engine: AsyncEngine) -> None:
         sync_engine = engine.sync_engine
@@ -65,8 +72,8 @@ class SqliteDialect:
             self._claim_cache[cache_key] = statement
         return statement
 
-    def upgrade_schema(self, conn: Connection) -> list[str]:
-        return upgrade_tables(conn, SQLModel.metadata)
+    def insert_ignoring_duplicates(self, table: Table) -> Insert:
+        return sqlite_insert(table).on_conflict_do_nothing()
 
 
 def _claim_sql(type_count: int, with_labels: bool, namespace_count: int) -> str:

@@ -123,7 +123,9 @@ async def test_an_upload_streams_into_the_bucket(s3_api: Api, s3_bucket: S3Bucke
     assert s3_bucket.server.client().get_object(Bucket=s3_bucket.name, Key=key)["Body"].read() == b"x" * 1000
 
 
-async def test_an_input_whose_blob_is_gone_is_a_404_not_a_cut_off_200(s3_api: Api, s3_bucket: S3Bucket) -> None:
+async def test_an_input_whose_blob_is_gone_is_a_404_not_a_cut_off_200(
+    s3_api: Api, s3_bucket: S3Bucket
+) -> None:
     _, task = await claimed_with_input(s3_api, b"soon gone")
     [key] = await bucket_matches_the_database(s3_api, s3_bucket)
     await s3_api.coord.blobs.delete(key.removeprefix(PREFIX))

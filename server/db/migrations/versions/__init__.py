@@ -1,0 +1,1 @@
+"""One module per revision, oldest first; ``server.db.migrate`` explains how to add one."""

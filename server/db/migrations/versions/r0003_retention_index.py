@@ -1,0 +1,28 @@
+"""An index for retention, which walks the finished jobs of one state oldest first.
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+from alembic import op
+from sqlalchemy.engine.reflection import Inspector
+
+revision = "0003"
+down_revision: str | None = "0002"
+branch_labels = None
+depends_on = None
+
+
+def already_applied(inspector: Inspector) -> bool:
+    """Whether a database made before migrations has the index already."""
+    return "ix_jobs_state_ended" in {index["name"] for index in inspector.get_indexes("jobs")}
+
+
+def upgrade() -> None:
+    op.create_index("ix_jobs_state_ended", "jobs", ["state", "ended_at"])
+
+
+def downgrade() -> None:
+    raise NotImplementedError("revisions only go forward: restore a backup to go back")
