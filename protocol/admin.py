@@ -1,15 +1,25 @@
-"""Models of the admin API: API keys, statistics and agents."""
+"""Models of the admin API: API keys, statistics, agents and purges."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    StrictFloat,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from protocol.enums import Role, WorkerType
-from protocol.fields import MAX_NAME_LENGTH
+from protocol.fields import MAX_NAME_LENGTH, TaskType
 from protocol.request import RequestModel
 
 NAMESPACE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -107,3 +117,37 @@ class Health(BaseModel):
     database: str
     version: str
     workers_alive: int
+
+
+class FinishedState(StrEnum):
+    """A state a job never leaves by itself (the terminal states): what retention and purges delete."""
+
+    COMPLETED = "completed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+MAX_PURGE_AGE_S = 100 * 365 * 86400
+
+
+class PurgeRequest(RequestModel):
+    """Delete finished jobs now (``POST /admin/purge``), with their events and the blobs only they
+    named; ``?namespace=`` narrows it to one namespace."""
+
+    states: list[FinishedState] = Field(min_length=1, max_length=3)
+    older_than_s: StrictFloat = Field(ge=0, le=MAX_PURGE_AGE_S)
+    """Only jobs that ended at least this long ago (seconds)."""
+    type: TaskType | None = None
+    """Only jobs of this type."""
+    dry_run: StrictBool = False
+    """Count the jobs that would be deleted, and delete nothing."""
+
+
+class PurgeResult(BaseModel):
+    dry_run: bool
+    ended_before: datetime
+    """The cutoff: the jobs counted ended at this moment or earlier."""
+    jobs: dict[str, int]
+    """Per state asked for: how many jobs were deleted (on a dry run, would be)."""
+    more: bool = False
+    """True when this call stopped at its limit of jobs per request: call again for the rest."""

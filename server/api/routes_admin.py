@@ -1,12 +1,13 @@
-"""Admin routes: API keys, agents, statistics."""
+"""Admin routes: API keys, agents, statistics, purges."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, status
 
 from protocol import KeyCreate, KeyCreated, KeyPublic, Stats, WorkerPublic
-from server.api.deps import AdminDep, CoordinatorDep, JobScopeDep
-from server.services import keys, stats, workers
+from protocol.admin import PurgeRequest, PurgeResult
+from server.api.deps import AdminDep, CoordinatorDep, JobScopeDep, NamespaceQuery
+from server.services import keys, retention, stats, workers
 
 router = APIRouter(tags=["admin"])
 
@@ -45,3 +46,11 @@ async def drain(worker_id: str, coord: CoordinatorDep, _: AdminDep) -> WorkerPub
 @router.post("/workers/{worker_id}/resume")
 async def resume(worker_id: str, coord: CoordinatorDep, _: AdminDep) -> WorkerPublic:
     return await workers.set_draining(coord, worker_id, False)
+
+
+@router.post("/admin/purge")
+async def purge(
+    body: PurgeRequest, coord: CoordinatorDep, _: AdminDep, namespace: NamespaceQuery = None
+) -> PurgeResult:
+    """Delete finished jobs now, in every namespace or ``?namespace=``; ``dry_run`` only counts."""
+    return await retention.purge(coord, body, namespace)
