@@ -18,7 +18,7 @@ from server.api.errors import install_error_handlers
 from server.api.limits import BodyLimitMiddleware
 from server.api.openapi import install_openapi
 from server.coordinator import Coordinator
-from server.services import keys, reaper
+from server.services import keys, reaper, replicas
 from server.settings import Settings
 from server.version import VERSION
 
@@ -26,8 +26,8 @@ logger = logging.getLogger(__name__)
 
 
 async def start(coord: Coordinator) -> None:
-    """Prepare the database; print a bootstrap admin key the first time."""
-    await coord.db.create_schema()
+    """Prepare the database; print a bootstrap admin key the first time; join the replicas."""
+    await coord.db.create_schema(auto_migrate=coord.settings.auto_migrate)
     configured = coord.settings.admin_key.get_secret_value() if coord.settings.admin_key else None
     generated = await keys.ensure_admin_key(coord, configured)
     if generated:
@@ -37,13 +37,7 @@ async def start(coord: Coordinator) -> None:
             file=sys.stderr,
             flush=True,
         )
-    extended = await reaper.extend_leases_after_restart(coord)
-    if extended:
-        logger.info(
-            "gave %d running tasks a fresh lease after a restart",
-            extended,
-            extra={"action": "restart", "tasks": extended},
-        )
+    replicas.log_restart(await replicas.join(coord))
 
 
 def create_app(settings: Settings | None = None, coordinator: Coordinator | None = None) -> FastAPI:
@@ -53,11 +47,12 @@ def create_app(settings: Settings | None = None, coordinator: Coordinator | None
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await start(coord)
+        await coord.notifier.start()
         reaper_task = asyncio.create_task(reaper.run_forever(coord), name="taskpost-reaper")
         try:
             yield
         finally:
-            coord.notifier.close()
+            await coord.notifier.aclose()
             reaper_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper_task

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from server.blobs import BlobStore, blob_store_from_settings
 from server.db.database import Database
-from server.notifier import LocalNotifier, Notifier
+from server.notifier import Notifier, notifier_for
 from server.settings import Settings
 
 # Built-in job types and the extra an agent needs to advertise each.
@@ -21,9 +22,24 @@ BUILTIN_JOB_TYPES = {
 }
 
 
+@dataclass(frozen=True)
+class WorkerFacts:
+    """What an agent declared when it registered, which never changes: safe to keep per process."""
+
+    worker_id: str
+    key_id: str | None
+    worker_type: str
+    task_types: tuple[str, ...]
+    labels: tuple[str, ...]
+
+
 @dataclass
 class WorkerRoute:
-    """What the claim query needs to know about an agent, cached per process."""
+    """An agent on one request: its facts, and whether it drains or is gone.
+
+    Made afresh for each request (server.services.workers.route_for). Whether it drains or is
+    gone can change at any time on any replica, so it is read in the transaction of the
+    operation that needs it (the claim, the heartbeat), never kept between requests."""
 
     worker_id: str
     key_id: str | None
@@ -31,8 +47,16 @@ class WorkerRoute:
     task_types: tuple[str, ...]
     labels: tuple[str, ...]
     draining: bool = False
-    last_seen_written: float = 0.0
-    types_seen_written: float = 0.0
+    gone: bool = False
+    """Deregistered: the agent must register again."""
+    last_seen_at: float = 0.0
+    reread: bool = True
+    """``draining``, ``gone`` and ``last_seen_at`` are not read yet (or are old: a held claim woke
+    up): the next claim reads them in its transaction."""
+
+    @classmethod
+    def of(cls, facts: WorkerFacts) -> WorkerRoute:
+        return cls(facts.worker_id, facts.key_id, facts.worker_type, facts.task_types, facts.labels)
 
 
 @dataclass
@@ -42,9 +66,13 @@ class Coordinator:
     blobs: BlobStore
     notifier: Notifier
     clock: Callable[[], float] = time.time
-    workers: dict[str, WorkerRoute] = field(default_factory=dict)
+    replica_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    """This process's row in coordinator_replicas (server.services.replicas)."""
+    worker_facts: dict[str, WorkerFacts] = field(default_factory=dict)
+    """Registered agents' facts, by id, as this process met them (oldest dropped past a bound)."""
     job_types_seen: dict[str, float] = field(default_factory=dict)
-    """When an agent last declared each job type, as last read from the job_types table."""
+    """When an agent last declared each job type, as last read from or written to the job_types
+    table: a type found fresh here is known without a read (the table's times only grow)."""
     verified_keys: dict[str, str] = field(default_factory=dict)
     """SHA-256 of a raw configured key -> the id of the key whose scrypt hash it matched.
 
@@ -53,9 +81,10 @@ class Coordinator:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Coordinator:
+        db = Database.from_settings(settings)
         return cls(
             settings=settings,
-            db=Database(settings.resolved_database_url()),
+            db=db,
             blobs=blob_store_from_settings(settings),
-            notifier=LocalNotifier(),
+            notifier=notifier_for(db, settings),
         )

@@ -1,10 +1,18 @@
-"""Wakes long-polling claims when work may have become available."""
+"""Wakes long-polling claims when work may have become available.
+
+``LocalNotifier`` is enough when one process owns the database (SQLite); several coordinator
+processes on one PostgreSQL database wake each other with ``PostgresNotifier``
+(server/notifier_postgres.py). ``notifier_for`` picks one by the database's dialect.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from typing import Protocol
+
+from server.db.database import Database
+from server.settings import Settings
 
 
 class Notifier(Protocol):
@@ -18,13 +26,22 @@ class Notifier(Protocol):
         """True once ``close`` was called: no claim should wait any more."""
 
     def notify(self) -> None:
-        """Work may be available: wake every waiter."""
+        """Work may be available: wake every waiter (in every process sharing the database).
+
+        Called after the transaction that made the work claimable has committed."""
 
     async def wait(self, seen_version: int, timeout_s: float) -> None:
-        """Return when the version moved past ``seen_version``, or after ``timeout_s`` seconds."""
+        """Return when the version moved past ``seen_version``, or after ``timeout_s`` seconds
+        (or sooner: a waiter must then check for work anyway)."""
+
+    async def start(self) -> None:
+        """Begin hearing other processes' notifications (nothing to do for a local one)."""
 
     def close(self) -> None:
         """Wake every waiter for good (the coordinator is stopping)."""
+
+    async def aclose(self) -> None:
+        """``close``, then release what ``start`` took."""
 
 
 class LocalNotifier:
@@ -55,6 +72,26 @@ class LocalNotifier:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout_s)
 
+    async def start(self) -> None:
+        return None
+
     def close(self) -> None:
         self._closed = True
         self.notify()
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+def notifier_for(db: Database, settings: Settings) -> Notifier:
+    """LISTEN/NOTIFY on PostgreSQL, where other coordinator processes may share the database;
+    in-process on SQLite, whose file belongs to one coordinator process."""
+    if db.dialect.name == "postgresql":
+        from server.notifier_postgres import PostgresNotifier
+
+        return PostgresNotifier(
+            db.url,
+            recheck_s=settings.wakeup_recheck_s,
+            connect_timeout_s=settings.db_connect_timeout_s,
+        )
+    return LocalNotifier()

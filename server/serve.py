@@ -3,6 +3,7 @@ not wait on long polls."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -13,6 +14,8 @@ from protocol.logs import configure_logging
 from server.app import create_app
 from server.connections import ConnectionLimits, connection_cap, limited_protocol, raise_open_file_limit
 from server.coordinator import Coordinator
+from server.db.database import Database
+from server.errors import TaskpostError
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -50,6 +53,8 @@ def serve(settings: Settings, host: str, port: int) -> int:
     if settings.ssl_keyfile is not None and settings.ssl_certfile is None:
         logger.error("TASKPOST_SSL_KEYFILE needs TASKPOST_SSL_CERTFILE, the certificate it belongs to")
         return STARTUP_FAILURE
+    if not settings.auto_migrate and not _schema_is_current(settings):
+        return STARTUP_FAILURE
     coordinator = Coordinator.from_settings(settings)
     config = uvicorn.Config(
         create_app(settings, coordinator),
@@ -71,6 +76,25 @@ def serve(settings: Settings, host: str, port: int) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     return 0 if server.started else STARTUP_FAILURE
+
+
+def _schema_is_current(settings: Settings) -> bool:
+    """With TASKPOST_AUTO_MIGRATE=false: whether the database is at head. When it is not, one
+    error line says what to run, rather than the traceback of a failed application start-up."""
+
+    async def check() -> None:
+        database = Database.from_settings(settings)
+        try:
+            await database.create_schema(auto_migrate=False)
+        finally:
+            await database.close()
+
+    try:
+        asyncio.run(check())
+    except TaskpostError as exc:
+        logger.error("%s", exc, extra={"action": "schema_check"})
+        return False
+    return True
 
 
 def _connection_limits(settings: Settings) -> ConnectionLimits:

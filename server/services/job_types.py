@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import TASK_TYPE_PATTERN
@@ -40,9 +40,16 @@ async def record_seen(conn: AsyncConnection, coord: Coordinator, types: Iterable
     known = set((await conn.execute(select(JOB_TYPES.c.name).where(JOB_TYPES.c.name.in_(names)))).scalars())
     new = [{"name": name, "first_seen_at": now, "last_seen_at": now} for name in names if name not in known]
     if new:
-        await conn.execute(insert(JOB_TYPES), new)
+        # Another coordinator (or request) may insert the same type first: theirs stands.
+        await conn.execute(coord.db.dialect.insert_ignoring_duplicates(JOB_TYPES), new)
     for name in names:
         coord.job_types_seen[name] = now
+
+
+def seen_since(coord: Coordinator, types: Iterable[str], since: float) -> bool:
+    """Whether an agent declared each of ``types`` at ``since`` or later, as this process last
+    read or wrote the job_types table (times there only grow, so a fresh one here is true)."""
+    return all(coord.job_types_seen.get(name, float("-inf")) >= since for name in types)
 
 
 def _known(coord: Coordinator, now: float) -> set[str]:
@@ -54,7 +61,8 @@ async def _reload(coord: Coordinator) -> None:
     seen_at = func.coalesce(JOB_TYPES.c.last_seen_at, JOB_TYPES.c.first_seen_at)
     async with coord.db.read() as conn:
         rows = (await conn.execute(select(JOB_TYPES.c.name, seen_at))).all()
-    coord.job_types_seen.update({name: at for name, at in rows})
+    for name, at in rows:
+        coord.job_types_seen[name] = max(at, coord.job_types_seen.get(name, at))
 
 
 async def known_types(coord: Coordinator) -> list[str]:
@@ -63,11 +71,16 @@ async def known_types(coord: Coordinator) -> list[str]:
 
 
 async def ensure_known(coord: Coordinator, types: set[str]) -> None:
-    """Refuse job types that no agent declared lately (re-reading the table once on a miss)."""
-    if types <= _known(coord, coord.clock()):
+    """Refuse job types that no agent declared lately, built-in ones aside.
+
+    The table is re-read when a type was not declared lately as far as this process knows (an
+    agent may have registered through another replica), which also keeps ``unserved_warning``
+    true for the types of this submit."""
+    now = coord.clock()
+    if seen_since(coord, types, now - coord.settings.job_type_retention_s):
         return
     await _reload(coord)
-    known = _known(coord, coord.clock())
+    known = _known(coord, now)
     missing = types - known
     if missing:
         listed = sorted(known)
@@ -78,11 +91,11 @@ async def ensure_known(coord: Coordinator, types: set[str]) -> None:
 
 
 def unserved_warning(coord: Coordinator, job_type: str) -> str | None:
-    """A note when no agent this coordinator saw lately runs ``job_type``: the job waits until one does."""
-    since = coord.clock() - coord.settings.job_type_retention_s
-    if any(
-        job_type in route.task_types and route.last_seen_written >= since for route in coord.workers.values()
-    ):
+    """A note when no agent declared ``job_type`` lately: the job waits until one does.
+
+    Right after ``ensure_known`` (a submit) it reflects the table, whichever replica the agents
+    registered through."""
+    if seen_since(coord, [job_type], coord.clock() - coord.settings.job_type_retention_s):
         return None
     extra = BUILTIN_JOB_TYPES.get(job_type)
     hint = f" (agents need: pip install 'taskpost[{extra}]')" if extra else ""

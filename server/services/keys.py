@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, KeyCreated, KeyPublic, Role
@@ -24,6 +25,14 @@ KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 _PREFIX_LENGTH = 12
 CONFIGURED_PREFIX = "cfg_"
 """Configured keys show this and part of their id as a prefix: none of their characters."""
+
+# Replicas starting together on an empty database must store one bootstrap key, not one each:
+# each start-up key gets an id every replica computes alike, so the primary key refuses the
+# second insert and that replica looks again. (A configured key's id also counts the configured
+# keys before it: a changed TASKPOST_ADMIN_KEY is a new key with a new id.)
+_STARTUP_KEY_IDS = uuid.UUID("5f0c1d2e-7a43-4b1e-9a0d-2c6b7e8f9a10")
+_BOOTSTRAP_KEY_ID = str(uuid.uuid5(_STARTUP_KEY_IDS, "generated"))
+_STARTUP_TRIES = 3
 
 
 def new_secret(role: Role) -> str:
@@ -63,9 +72,10 @@ async def insert_key(
     name: str | None,
     now: float,
     namespaces: Sequence[str] = (),
+    key_id: str | None = None,
 ) -> KeyPublic:
     """Store a generated key (SHA-256: see server.services.key_hashes)."""
-    key_id = str(uuid.uuid4())
+    key_id = key_id or str(uuid.uuid4())
     values = {
         "id": key_id,
         "prefix": raw[:_PREFIX_LENGTH],
@@ -118,20 +128,30 @@ async def revoke(coord: Coordinator, key_id_or_prefix: str, by_key_id: str | Non
 
 
 async def ensure_admin_key(coord: Coordinator, configured: str | None) -> str | None:
-    """Make sure an admin key exists. Returns a newly generated secret to show once, or None."""
+    """Make sure an admin key exists. Returns a newly generated secret to show once, or None.
+
+    Safe when several replicas start at once: one of them stores the key, the others find it."""
     now = coord.clock()
-    async with coord.db.write() as conn:
-        if configured:
-            await _ensure_configured(conn, coord, configured, now)
-            return None
-        admins = (
-            await conn.execute(select(func.count()).select_from(KEYS).where(KEYS.c.role == Role.ADMIN.value))
-        ).scalar_one()
-        if admins:
-            return None
-        raw = new_secret(Role.ADMIN)
-        await insert_key(conn, raw, Role.ADMIN, "bootstrap", now)
-        return raw
+    for attempt in range(_STARTUP_TRIES):
+        try:
+            async with coord.db.write() as conn:
+                if configured:
+                    await _ensure_configured(conn, coord, configured, now)
+                    return None
+                admins = (
+                    await conn.execute(
+                        select(func.count()).select_from(KEYS).where(KEYS.c.role == Role.ADMIN.value)
+                    )
+                ).scalar_one()
+                if admins:
+                    return None
+                raw = new_secret(Role.ADMIN)
+                await insert_key(conn, raw, Role.ADMIN, "bootstrap", now, key_id=_BOOTSTRAP_KEY_ID)
+                return raw
+        except IntegrityError:
+            if attempt == _STARTUP_TRIES - 1:
+                raise
+    return None
 
 
 async def _ensure_configured(conn: AsyncConnection, coord: Coordinator, raw: str, now: float) -> None:
@@ -157,14 +177,16 @@ async def _ensure_configured(conn: AsyncConnection, coord: Coordinator, raw: str
         )
         coord.verified_keys[digest] = legacy.id
         return
-    scrypt_rows = await conn.execute(
-        select(KEYS.c.id, KEYS.c.salt, KEYS.c.hash).where(KEYS.c.hash_scheme == key_hashes.SCRYPT)
-    )
-    for row in scrypt_rows.all():
+    scrypt_rows = (
+        await conn.execute(
+            select(KEYS.c.id, KEYS.c.salt, KEYS.c.hash).where(KEYS.c.hash_scheme == key_hashes.SCRYPT)
+        )
+    ).all()
+    for row in scrypt_rows:
         if await key_hashes.scrypt_matches(raw, row.salt, row.hash):
             coord.verified_keys[digest] = row.id
             return
-    key_id = str(uuid.uuid4())
+    key_id = str(uuid.uuid5(_STARTUP_KEY_IDS, f"configured-{len(scrypt_rows)}"))
     salt, hashed = await key_hashes.scrypt_new(raw)
     await conn.execute(
         insert(KEYS).values(

@@ -1,8 +1,9 @@
 """Background upkeep: expired leases, overdue attempts, due retries, jobs out of total time,
 and then the blob collector (server.services.blob_gc).
 
-One pass is a few indexed queries; it runs every ``reaper_interval_s``. Every change is a
-conditional update, so several coordinators sharing a database may all run it.
+One pass is a few indexed queries; it runs every ``reaper_interval_s``, first recording that
+this replica is alive (server.services.replicas). Every change is a conditional update, so
+several coordinators sharing a database may all run it: a job changes state once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy import and_, select, update
 
 from protocol import JobState
 from server.coordinator import Coordinator
-from server.services import attempt_outputs, blob_gc, events
+from server.services import attempt_outputs, blob_gc, events, replicas, retention
 from server.services.jobs import JOBS
 from server.services.transitions import ATTEMPT_COLUMNS, AttemptFailure, after_failure
 
@@ -31,18 +32,16 @@ async def reap_once(coord: Coordinator) -> int:
     woke_queue = False
     async with coord.db.write() as conn:
         grace = coord.settings.timeout_grace_s
-        running = (
-            await conn.execute(
-                select(*_OVERDUE_COLUMNS).where(
-                    JOBS.c.state == JobState.PROCESSING.value,
-                    (JOBS.c.lease_expires_at < now)
-                    | (
-                        JOBS.c.timeout_s.is_not(None)
-                        & (JOBS.c.attempt_started_at + JOBS.c.timeout_s + grace < now)
-                    ),
-                )
-            )
-        ).all()
+        overdue = select(*_OVERDUE_COLUMNS).where(
+            JOBS.c.state == JobState.PROCESSING.value,
+            (JOBS.c.lease_expires_at < now)
+            | (JOBS.c.timeout_s.is_not(None) & (JOBS.c.attempt_started_at + JOBS.c.timeout_s + grace < now)),
+        )
+        if coord.db.dialect.locks_rows:
+            # A row an agent's completion or heartbeat holds is passed by (the next pass reads
+            # what it wrote); a row taken is re-read as it is now, and held until the update.
+            overdue = overdue.with_for_update(skip_locked=True)
+        running = (await conn.execute(overdue)).all()
         log: list[events.Event] = []
         ended: list[str] = []
         for row in running:
@@ -50,7 +49,11 @@ async def reap_once(coord: Coordinator) -> int:
             values = after_failure(row, failure, now)
             result = await conn.execute(
                 update(JOBS)
-                .where(JOBS.c.id == row.id, JOBS.c.lease_token == row.lease_token)
+                .where(
+                    JOBS.c.id == row.id,
+                    JOBS.c.lease_token == row.lease_token,
+                    JOBS.c.state == JobState.PROCESSING.value,
+                )
                 .values(**values)
             )
             if result.rowcount:
@@ -116,25 +119,16 @@ def _why_overdue(row: Any, now: float) -> AttemptFailure:
     )
 
 
-async def extend_leases_after_restart(coord: Coordinator) -> int:
-    """Give running tasks one lease length: their agents could not heartbeat while we were down."""
-    now = coord.clock()
-    async with coord.db.write() as conn:
-        result = await conn.execute(
-            update(JOBS)
-            .where(
-                JOBS.c.state == JobState.PROCESSING.value,
-                JOBS.c.lease_expires_at < now + coord.settings.lease_s,
-            )
-            .values(lease_expires_at=now + coord.settings.lease_s)
-        )
-    return result.rowcount
-
-
 async def run_forever(coord: Coordinator) -> None:
     while True:
         # The collector runs even when the reap failed: one must not starve the other.
-        for action, upkeep in (("reap", reap_once), ("blob_gc", blob_gc.collect)):
+        steps = (
+            ("liveness", replicas.beat),
+            ("reap", reap_once),
+            ("retention", retention.apply_retention),
+            ("blob_gc", blob_gc.collect),
+        )
+        for action, upkeep in steps:
             try:
                 await upkeep(coord)
             except asyncio.CancelledError:

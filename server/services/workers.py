@@ -9,7 +9,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import Cadence, JobState, Role, WorkerPublic, WorkerRegister, WorkerRegistered, WorkerType
-from server.coordinator import Coordinator, WorkerRoute
+from server.coordinator import Coordinator, WorkerFacts, WorkerRoute
 from server.db.models import Worker
 from server.errors import Forbidden, WorkerNotFound
 from server.services import job_types
@@ -58,52 +58,96 @@ async def register(coord: Coordinator, request: WorkerRegister, key_id: str | No
             )
         )
         await job_types.record_seen(conn, coord, task_types, now)
-    coord.workers[worker_id] = WorkerRoute(
-        worker_id=worker_id,
-        key_id=key_id,
-        worker_type=request.worker_type.value,
-        task_types=tuple(task_types),
-        labels=tuple(labels),
-        last_seen_written=now,
-        types_seen_written=now,
-    )
+    facts = WorkerFacts(worker_id, key_id, request.worker_type.value, tuple(task_types), tuple(labels))
+    _remember(coord, facts)
     return WorkerRegistered(worker_id=worker_id, cadence=cadence(coord))
 
 
+_ROUTE_COLUMNS = (
+    WORKERS.c.id,
+    WORKERS.c.key_id,
+    WORKERS.c.worker_type,
+    WORKERS.c.task_types,
+    WORKERS.c.labels,
+    WORKERS.c.draining,
+    WORKERS.c.last_seen_at,
+    WORKERS.c.deregistered_at,
+)
+_KNOWN_AGENTS_MAX = 10_000
+"""Agents whose facts a process keeps; past it the oldest are read again when they call."""
+
+
 async def route_for(coord: Coordinator, worker_id: str, key_id: str | None, is_admin: bool) -> WorkerRoute:
-    """The cached routing facts of a live agent; the key must be the one it registered with."""
-    route = coord.workers.get(worker_id)
-    if route is None:
+    """The agent calling; the key must be the one it registered with.
+
+    Its facts (key, type, task types, labels) never change and are kept per process; whether it
+    drains or is gone is read by the operation itself (``reread``, ``touch``). An agent this
+    process has not met is read here, and refused when it is unknown or gone."""
+    facts = coord.worker_facts.get(worker_id)
+    if facts is None:
         async with coord.db.read() as conn:
-            row = (await conn.execute(select(WORKERS).where(WORKERS.c.id == worker_id))).first()
+            row = (await conn.execute(select(*_ROUTE_COLUMNS).where(WORKERS.c.id == worker_id))).first()
         if row is None or row.deregistered_at is not None:
-            raise WorkerNotFound(
-                f"no registered agent has id {worker_id!r}: register again", worker_id=worker_id
-            )
-        route = WorkerRoute(
-            worker_id=row.id,
-            key_id=row.key_id,
-            worker_type=row.worker_type,
-            task_types=tuple(row.task_types),
-            labels=tuple(row.labels),
-            draining=row.draining,
-            last_seen_written=row.last_seen_at,
-        )
-        coord.workers[worker_id] = route
-    if not is_admin and route.key_id is not None and route.key_id != key_id:
+            raise gone_error(worker_id)
+        facts = WorkerFacts(row.id, row.key_id, row.worker_type, tuple(row.task_types), tuple(row.labels))
+        _remember(coord, facts)
+        route = WorkerRoute.of(facts)
+        route.draining, route.last_seen_at, route.reread = row.draining, row.last_seen_at, False
+    else:
+        route = WorkerRoute.of(facts)
+    if not is_admin and facts.key_id is not None and facts.key_id != key_id:
         raise Forbidden("this agent was registered with another API key")
     return route
+
+
+def _remember(coord: Coordinator, facts: WorkerFacts) -> None:
+    known = coord.worker_facts
+    known[facts.worker_id] = facts
+    while len(known) > _KNOWN_AGENTS_MAX:
+        del known[next(iter(known))]
+
+
+def gone_error(worker_id: str) -> WorkerNotFound:
+    return WorkerNotFound(f"no registered agent has id {worker_id!r}: register again", worker_id=worker_id)
+
+
+async def reread(conn: AsyncConnection, route: WorkerRoute) -> None:
+    """Read whether the agent drains or is gone, inside the caller's transaction."""
+    row = (
+        await conn.execute(
+            select(WORKERS.c.draining, WORKERS.c.deregistered_at, WORKERS.c.last_seen_at).where(
+                WORKERS.c.id == route.worker_id
+            )
+        )
+    ).first()
+    route.gone = row is None or row.deregistered_at is not None
+    route.draining = bool(row is not None and row.draining)
+    route.last_seen_at = row.last_seen_at if row is not None else 0.0
+    route.reread = False
 
 
 async def touch(
     conn: AsyncConnection, coord: Coordinator, route: WorkerRoute, now: float, force: bool = False
 ) -> None:
-    if force or now - route.last_seen_written >= _LAST_SEEN_PRECISION_S:
+    """Record that the agent is alive: at most every few seconds, or now with ``force`` (a
+    heartbeat), which also reads whether it drains; WorkerNotFound once it is gone."""
+    if force:
+        row = (
+            await conn.execute(
+                update(WORKERS)
+                .where(WORKERS.c.id == route.worker_id)
+                .values(last_seen_at=now)
+                .returning(WORKERS.c.draining, WORKERS.c.deregistered_at)
+            )
+        ).first()
+        if row is None or row.deregistered_at is not None:
+            raise gone_error(route.worker_id)
+        route.draining, route.last_seen_at, route.reread = row.draining, now, False
+    elif now - route.last_seen_at >= _LAST_SEEN_PRECISION_S:
         await conn.execute(update(WORKERS).where(WORKERS.c.id == route.worker_id).values(last_seen_at=now))
-        route.last_seen_written = now
-    if now - route.types_seen_written >= _TYPES_SEEN_PRECISION_S:
+        route.last_seen_at = now
+    if not job_types.seen_since(coord, route.task_types, now - _TYPES_SEEN_PRECISION_S):
         await job_types.record_seen(conn, coord, route.task_types, now)
-        route.types_seen_written = now
 
 
 async def deregister(coord: Coordinator, route: WorkerRoute) -> None:
@@ -114,15 +158,14 @@ async def deregister(coord: Coordinator, route: WorkerRoute) -> None:
             .where(WORKERS.c.id == route.worker_id)
             .values(deregistered_at=now, last_seen_at=now)
         )
-    coord.workers.pop(route.worker_id, None)
+    coord.worker_facts.pop(route.worker_id, None)
 
 
 async def set_draining(coord: Coordinator, worker_id: str, draining: bool) -> WorkerPublic:
-    route = await route_for(coord, worker_id, None, is_admin=True)
+    await route_for(coord, worker_id, None, is_admin=True)
     async with coord.db.write() as conn:
         await conn.execute(update(WORKERS).where(WORKERS.c.id == worker_id).values(draining=draining))
-    route.draining = draining
-    coord.notifier.notify()  # let a held claim return with the news
+    coord.notifier.notify()  # let a held claim, on whichever replica, return with the news
     return next(w for w in await list_workers(coord, include_gone=True) if w.id == worker_id)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,7 @@ def _restarted_with_a_running_task(tmp_path: Path, log_format: str) -> str:
         _leave_a_task_running(coordinator)
         coordinator.process.signal(signal.SIGINT)
         assert coordinator.process.wait_exit(STOP_S) == 0
+        _forget_coordinator_liveness(tmp_path / "data" / "taskpost.db")
         before = len(coordinator.process.output())
         coordinator.start()
     finally:
@@ -86,13 +89,23 @@ def _restarted_with_a_running_task(tmp_path: Path, log_format: str) -> str:
     return coordinator.process.output()[before:]
 
 
+def _forget_coordinator_liveness(database: Path) -> None:
+    """As in a database from before liveness was recorded: the restart cannot know how long no
+    coordinator ran, so it gives the running task a fresh lease and logs one line saying so."""
+    with closing(sqlite3.connect(database)) as conn, conn:
+        conn.execute("DELETE FROM coordinator_replicas")
+
+
+RESTART_MESSAGE = "gave 1 running tasks a fresh lease (how long no coordinator ran is not known)"
+
+
 def test_json_log_lines_carry_structured_fields(tmp_path: Path) -> None:
     log = _restarted_with_a_running_task(tmp_path, "json")
     lines: list[dict[str, Any]] = [json.loads(line) for line in log.splitlines() if line.strip()]
     restart = [line for line in lines if line.get("action") == "restart"]
     assert len(restart) == 1, log
-    assert restart[0]["message"] == "gave 1 running tasks a fresh lease after a restart"
-    assert restart[0]["level"] == "INFO" and restart[0]["logger"] == "server.app"
+    assert restart[0]["message"] == RESTART_MESSAGE
+    assert restart[0]["level"] == "INFO" and restart[0]["logger"] == "server.services.replicas"
     assert restart[0]["tasks"] == 1 and restart[0]["timestamp"].endswith("Z")
     uvicorn = {line["message"] for line in lines if line["logger"] == "uvicorn.error"}
     assert "Application startup complete." in uvicorn, log
@@ -100,8 +113,8 @@ def test_json_log_lines_carry_structured_fields(tmp_path: Path) -> None:
 
 def test_text_log_lines_are_readable(tmp_path: Path) -> None:
     log = _restarted_with_a_running_task(tmp_path, "text")
-    restart = r"^\d\d:\d\d:\d\d INFO +server\.app: gave 1 running tasks a fresh lease after a restart"
-    assert re.search(restart + r" action=restart tasks=1$", log, re.MULTILINE), log
+    restart = r"^\d\d:\d\d:\d\d INFO +server\.services\.replicas: " + re.escape(RESTART_MESSAGE)
+    assert re.search(restart + r" action=restart tasks=1 downtime_s=None$", log, re.MULTILINE), log
     assert re.search(r"^\d\d:\d\d:\d\d INFO +uvicorn\.error: Application startup complete\.$", log, re.M), log
 
 

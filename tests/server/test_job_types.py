@@ -9,6 +9,7 @@ from protocol import API_PREFIX, WorkerRegister
 from server.errors import InvalidParams
 from server.services import workers
 from server.services.job_types import JOB_TYPES
+from server.services.workers import WORKERS
 from server.settings import Settings
 from tests.server.conftest import Api
 
@@ -52,7 +53,8 @@ async def test_the_service_never_stores_an_invalid_type(api: Api) -> None:
         with pytest.raises(InvalidParams):
             await workers.register(api.coord, request, None)
     assert await _stored_types(api) == set()
-    assert api.coord.workers == {}
+    async with api.coord.db.read() as conn:
+        assert (await conn.execute(select(WORKERS.c.id))).all() == []
 
 
 async def test_types_of_agents_gone_past_the_retention_are_no_longer_known(api: Api) -> None:
