@@ -47,6 +47,27 @@ max_connections = 300
 """
 
 
+_ROOT_PREFIX = "taskpost-pg-"
+_ROOT_PARENT = "/tmp" if Path("/tmp").is_dir() else None
+_OWNER_FILE = "owner.pid"
+"""The id of the process that made a cluster: one whose owner is gone was left running by a test
+run that was killed before its clean-up (a timeout, a SIGKILL), and is stopped by the next."""
+
+
+def _stop_orphans(bin_dir: Path) -> None:
+    parent = Path(_ROOT_PARENT or tempfile.gettempdir())
+    for owner_file in parent.glob(f"{_ROOT_PREFIX}*/{_OWNER_FILE}"):
+        try:
+            owner = int(owner_file.read_text())
+            os.kill(owner, 0)
+            continue  # its owner still runs: not ours to touch
+        except ProcessLookupError:
+            pass
+        except (ValueError, OSError):
+            continue
+        PostgresCluster("", bin_dir, owner_file.parent).destroy()
+
+
 class PostgresUnavailable(RuntimeError):
     """No PostgreSQL binaries here (install Debian's ``postgresql`` package, as .ci/run does)."""
 
@@ -128,9 +149,11 @@ class PostgresCluster:
     def create(cls) -> PostgresCluster:
         """initdb a fresh cluster in a temporary folder and start it on a free port."""
         bin_dir = find_bin_dir()
+        _stop_orphans(bin_dir)
         # /tmp rather than $TMPDIR: the postgres user must reach it, and the socket's path must
         # stay under the 107 bytes a unix socket name allows.
-        root = Path(tempfile.mkdtemp(prefix="taskpost-pg-", dir="/tmp" if Path("/tmp").is_dir() else None))
+        root = Path(tempfile.mkdtemp(prefix=_ROOT_PREFIX, dir=_ROOT_PARENT))
+        (root / _OWNER_FILE).write_text(str(os.getpid()))
         if _runs_as_root():
             account = pwd.getpwnam(SERVER_USER)
             os.chown(root, account.pw_uid, account.pw_gid)

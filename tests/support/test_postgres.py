@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pwd
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -107,3 +109,34 @@ async def test_database_url_works_with_the_coordinators_database(database_url: s
         assert await database.ping()
     finally:
         await database.close()
+
+
+def test_a_cluster_left_by_a_killed_run_is_stopped_by_the_next(postgres_cluster: PostgresCluster) -> None:
+    made_by_a_killed_run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from tests.support.postgres import PostgresCluster; print(PostgresCluster.create().root)",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )  # the child exits without destroying its cluster, as a SIGKILLed pytest would
+    orphan = PostgresCluster("", postgres_cluster.bin_dir, Path(made_by_a_killed_run.stdout.strip()))
+    assert orphan.running()
+    server_pid = int(orphan.pid_file.read_text().splitlines()[0])
+
+    PostgresCluster.create().destroy()
+
+    assert orphan.root is not None and not orphan.root.exists()
+    assert not _alive(server_pid)
+    assert postgres_cluster.running(), "a cluster whose owner still runs is left alone"
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie does not: a container's init may never reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
