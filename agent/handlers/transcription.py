@@ -1,4 +1,4 @@
-"""``transcription``: speech to text with faster-whisper, from an uploaded file or a local path.
+"""``transcription``: speech to text with faster-whisper, from an upload, a local path or a URL.
 
 Params (all optional):
 
@@ -10,9 +10,14 @@ Params (all optional):
 - ``initial_prompt``: text that precedes the audio; ``lexicon``: words to expect (hotwords)
 - ``allow_download`` (false): fetch a hub model missing from the local cache
 - ``local_path`` or ``input``: which file to transcribe (see ``agent.media.sources``)
+- ``url``: an http(s) link to transcribe instead: a direct media link is fetched over plain HTTP,
+  a page (YouTube or any site yt-dlp knows) goes through yt-dlp, which needs ``taskpost[download]``
+  (see ``agent.media.fetch``); ``max_size_mb`` (2048) and ``max_duration_s`` (14400) limit it
 
 Outputs ``transcript.txt``, ``transcript.srt``, ``transcript.vtt`` and ``segments.json``; the
 result holds the text, the language and its probability, the duration and the real-time factor.
+A ``url`` job reports the fetch as 0..0.3 of its progress and adds ``source`` (what was fetched:
+URL, title, size, duration) to its result.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.handlers.base import HandlerError, TaskContext
+from agent.media.download import parse_limits
+from agent.media.fetch import fetch_media
+from agent.media.progress import ProgressWindow
 from agent.media.sources import media_input
 from agent.media.whisper import (
     ENGLISH_MODEL,
@@ -36,12 +44,15 @@ from agent.media.whisper import (
     shared_models,
 )
 from agent.workdir import write_private_text
+from protocol import LOCAL_PATH_PARAM
 
 if TYPE_CHECKING:
     from agent.settings import AgentSettings
 
 SAMPLE_RATE = 16_000
 MAX_BEAM_SIZE = 32
+FETCH_SHARE = 0.3
+"""Part of a ``url`` job's progress that fetching the media takes."""
 
 
 def _bad_params(message: str) -> HandlerError:
@@ -182,7 +193,28 @@ class TranscriptionHandler:
             self.models.get(name, device)
 
     def run(self, ctx: TaskContext) -> dict[str, Any]:
-        return self.transcribe_path(ctx, media_input(ctx))
+        if ctx.params.get("url") is None:
+            return self.transcribe_path(ctx, media_input(ctx))
+        if ctx.params.get(LOCAL_PATH_PARAM) is not None or ctx.inputs:
+            raise _bad_params("give one source: url, local_path or an uploaded file")
+        Options.parse(ctx.params)  # refuse bad params before fetching anything
+        limits = parse_limits(ctx.params)
+
+        def progress(fraction: float | None, message: str) -> None:
+            ctx.heartbeat(None if fraction is None else fraction * FETCH_SHARE, message)
+
+        ctx.heartbeat(0.0, "fetching the URL")
+        fetched = fetch_media(
+            ctx.params["url"],
+            ctx.work_dir / "download",
+            limits=limits,
+            progress=progress,
+            is_cancelled=ctx.is_cancelled,
+            logger=ctx.logger,
+        )
+        ctx.logger.info("fetched %s (%d bytes)", fetched.metadata["source_url"], fetched.metadata["size"])
+        result = self.transcribe_path(ProgressWindow(ctx, FETCH_SHARE, 1.0), fetched.path)
+        return {**result, "source": fetched.metadata}
 
     def transcribe_path(self, ctx: TaskContext, path: Path) -> dict[str, Any]:
         """Transcribe ``path``, write the transcript files to ``ctx.output_dir``, return the result."""

@@ -28,8 +28,9 @@ import shutil
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.handlers.base import HandlerError, MissingExtra, TaskContext
-from agent.media.download import Limits, download_audio, require_ffmpeg
+from agent.media.download import download_audio, parse_limits, require_ffmpeg
 from agent.media.download_errors import yt_dlp
+from agent.media.progress import ProgressWindow
 from agent.media.whisper import STT_REQUIRES
 from agent.workdir import PRIVATE_FILE_MODE, write_private_text
 
@@ -43,43 +44,8 @@ DOWNLOAD_SHARE = 0.3
 """Part of the task's progress the download takes when the audio is transcribed afterwards."""
 
 
-class _ProgressWindow(TaskContext):
-    """The task's context, with progress 0..1 reported into ``[start, end]`` of the task's.
-
-    It shares the task's fields, cancellation and logger; its ``heartbeat`` scales and hands on to
-    the task's, so that a nested step (transcription) can report as if it were the whole task.
-    """
-
-    def __init__(self, parent: TaskContext, start: float, end: float) -> None:
-        self.__dict__.update(parent.__dict__)
-        self._parent = parent
-        self._start = start
-        self._end = end
-
-    def heartbeat(self, progress: float | None = None, message: str | None = None) -> None:
-        if progress is not None:
-            progress = self._start + (self._end - self._start) * min(1.0, max(0.0, progress))
-        self._parent.heartbeat(progress, message)
-
-
 def _bad_params(message: str) -> HandlerError:
     return HandlerError(message, retryable=False, kind="bad_params")
-
-
-def _positive(params: dict[str, Any], name: str, default: float) -> float:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise _bad_params(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def parse_limits(params: dict[str, Any]) -> Limits:
-    """The download limits a job's params ask for."""
-    default = Limits()
-    return Limits(
-        max_duration_s=_positive(params, "max_duration_s", default.max_duration_s),
-        max_bytes=int(_positive(params, "max_size_mb", default.max_bytes / 1024**2) * 1024**2),
-    )
 
 
 class UrlAudioHandler:
@@ -142,7 +108,7 @@ class UrlAudioHandler:
         )
         result: dict[str, Any] = {"metadata": meta}
         if transcriber is not None:
-            window = _ProgressWindow(ctx, download_end, 1.0)
+            window = ProgressWindow(ctx, download_end, 1.0)
             result["transcription"] = transcriber.transcribe_path(window, downloaded.path)
         else:
             audio = ctx.output_dir / downloaded.path.name

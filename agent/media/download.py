@@ -53,6 +53,23 @@ class Downloaded:
     metadata: dict[str, Any]
 
 
+def _positive(params: dict[str, Any], name: str, default: float) -> float:
+    value = params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        message = f"{name} must be a positive number, got {value!r}"
+        raise HandlerError(message, retryable=False, kind="bad_params")
+    return float(value)
+
+
+def parse_limits(params: dict[str, Any]) -> Limits:
+    """The download limits a job's params ask for (``max_duration_s``, ``max_size_mb``)."""
+    default = Limits()
+    return Limits(
+        max_duration_s=_positive(params, "max_duration_s", default.max_duration_s),
+        max_bytes=int(_positive(params, "max_size_mb", default.max_bytes / 1024**2) * 1024**2),
+    )
+
+
 class _Stop(Exception):
     """Raised inside yt-dlp's callbacks to abort the download with ``error``."""
 

@@ -38,6 +38,16 @@ def too_large(url: str, size: int, max_bytes: int) -> HandlerError:
     return final_error("too_large", f"{url} is larger than {megabytes}")
 
 
+def http_status_error(url: str, status: int, detail: str = "") -> HandlerError:
+    """What an HTTP error status means: ``not_found`` (404, 410), ``network`` (408, 425, 429 and 5xx,
+    retried), else a final ``http_error``."""
+    if status in (404, 410):
+        return final_error("not_found", f"{url}: not found (HTTP {status})")
+    if status in _RETRY_STATUSES or status >= 500:
+        return HandlerError(f"{url}: the server answered HTTP {status}", kind="network")
+    return final_error("http_error", f"{url}: HTTP {status}" + (f": {detail}" if detail else ""))
+
+
 def _causes(exc: BaseException) -> list[BaseException]:
     """``exc`` and what caused it, through yt-dlp's ``exc_info`` and ``cause`` links."""
     chain: list[BaseException] = []
@@ -68,10 +78,8 @@ def classify(exc: BaseException, url: str) -> HandlerError:
     message = _clean(extractor_errors[0].orig_msg if extractor_errors else str(exc))
     statuses = [int(item.status) for item in chain if isinstance(item, ytdl.networking.exceptions.HTTPError)]
     status = statuses[0] if statuses else None
-    if status in (404, 410):
-        return final_error("not_found", f"{url}: not found (HTTP {status})")
-    if status is not None and (status in _RETRY_STATUSES or status >= 500):
-        return HandlerError(f"{url}: the server answered HTTP {status}", kind="network")
+    if status is not None and http_status_error(url, status).kind != "http_error":
+        return http_status_error(url, status)
     if any(isinstance(item, ytdl.utils.UnsupportedError) for item in chain) or "Unsupported URL" in message:
         return final_error(
             "unsupported_url", f"{url}: no audio or video found (no yt-dlp extractor understands this page)"
@@ -79,7 +87,7 @@ def classify(exc: BaseException, url: str) -> HandlerError:
     if _PRIVATE.search(message.replace(url, "")):
         return final_error("private_video", f"{url} is private or needs signing in: {message}")
     if status is not None:
-        return final_error("http_error", f"{url}: HTTP {status}: {message}")
+        return http_status_error(url, status, message)
     if "is not a valid URL" in message:
         return final_error("bad_url", f"malformed URL {url!r}")
     network = (ytdl.networking.exceptions.TransportError, TimeoutError, ConnectionError)

@@ -22,6 +22,7 @@ from agent.settings import AgentSettings
 from protocol import WorkerType
 from tests.agent.handlers.conftest import RecordingContext
 from tests.media_fixtures import speech
+from tests.media_fixtures.media_server import serve
 
 pytestmark = pytest.mark.media
 pytest.importorskip("faster_whisper", reason="needs taskpost[stt]")
@@ -261,3 +262,27 @@ def test_setup_preloads_the_packaged_models_under_the_work_dir(
     again, device = handler.models.get("tiny.en", CPU)
     assert again is first and device == CPU
     assert not [message for message in caplog.messages if message.startswith("loaded model")], "no reload"
+
+
+# -- url ----------------------------------------------------------------------------------------
+def test_url_of_a_direct_link_is_fetched_and_transcribed(
+    transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx
+) -> None:
+    with serve(speech_dir) as server:
+        url = server.url("english.wav")
+        ctx = make_media_ctx(None, {"url": url, "language": "en"})
+        result = transcriber.run(ctx)
+    assert word_error_rate(result["text"]) < 0.15, result["text"]
+    assert result["source"]["source_url"] == url and result["source"]["file"] == "media.wav"
+    assert (ctx.output_dir / "transcript.txt").is_file()
+    progress = [p for p, _ in ctx.reports if p is not None]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+
+
+def test_url_with_an_upload_is_refused(
+    transcriber: TranscriptionHandler, speech_dir: Path, make_media_ctx: MakeCtx
+) -> None:
+    ctx = make_media_ctx(speech_dir / "english.wav", {"url": "http://127.0.0.1:9/a.wav"})
+    with pytest.raises(HandlerError) as caught:
+        transcriber.run(ctx)
+    assert (caught.value.kind, caught.value.retryable) == ("bad_params", False)

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from agent.handlers.base import CancelReason, HandlerError, TaskContext
-from agent.handlers.url_audio import UrlAudioHandler, _ProgressWindow, parse_limits
+from agent.handlers.url_audio import UrlAudioHandler, parse_limits
 from agent.media.download_errors import classify
+from agent.media.progress import ProgressWindow
 from taskpost.launch import free_port
 from tests.agent.handlers.conftest import RecordingContext
 from tests.media_fixtures import speech
@@ -260,7 +261,7 @@ def test_transcribing_without_a_transcriber_needs_the_stt_extra(make_media_ctx: 
 
 def test_progress_window_maps_progress_and_shares_cancellation(tmp_path: Path) -> None:
     ctx = TaskContext(job_id="j", task_type="url_audio", attempt=1, params={}, inputs={}, work_dir=tmp_path)
-    window = _ProgressWindow(ctx, 0.3, 1.0)
+    window = ProgressWindow(ctx, 0.3, 1.0)
     window.heartbeat(0.0, "loading")
     assert ctx.progress_snapshot() == (0.3, "loading")
     window.heartbeat(0.5)
