@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.conftest import Cluster
 from tests.media_fixtures import speech
-from tests.media_fixtures.media_server import MediaServer, audio_page, plain_page, serve
+from tests.media_fixtures.media_server import MediaServer, audio_page, plain_page, serve_speech
 
 pytestmark = [pytest.mark.e2e, pytest.mark.media]
 
@@ -27,11 +27,7 @@ FINAL = {"completed", "dead", "failed", "cancelled"}
 def server(tmp_path: Path) -> Iterator[MediaServer]:
     if missing := speech.missing_tools():
         pytest.skip(f"needs {', '.join(missing)} to generate test speech")
-    folder = tmp_path / "site"
-    folder.mkdir()
-    wav = speech.speak(speech.ENGLISH_TEXT, folder / "speech.wav")
-    speech.to_mp3(wav, folder / "speech.mp3")
-    with serve(folder) as media_server:
+    with serve_speech(tmp_path / "site") as media_server:
         yield media_server
 
 

@@ -21,6 +21,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.media_fixtures import speech
+
 
 def audio_page(src: str, title: str = "A spoken sentence") -> str:
     """An HTML page whose only media is one ``<audio>`` element."""
@@ -126,3 +128,14 @@ def serve(root: Path) -> Iterator[MediaServer]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def serve_speech(folder: Path) -> Iterator[MediaServer]:
+    """A started ``MediaServer`` of ``folder`` holding the English test speech as ``speech.wav``
+    and ``speech.mp3``; the caller skips first when ``speech.missing_tools()`` names any."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wav = speech.speak(speech.ENGLISH_TEXT, folder / "speech.wav")
+    speech.to_mp3(wav, folder / "speech.mp3")
+    with serve(folder) as server:
+        yield server
