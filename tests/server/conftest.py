@@ -11,8 +11,9 @@ time forward, not by sleeping.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -232,3 +233,26 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 async def api(settings: Settings, clock: ManualClock) -> AsyncIterator[Api]:
     async with running_api(settings, clock) as api:
         yield api
+
+
+class HoldSeen(logging.Handler):
+    """Sets ``seen`` when the claim service logs that it holds a claim (found nothing, waits)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("holding a claim"):
+            self.seen.set()
+
+
+@pytest.fixture
+def hold_seen() -> Iterator[HoldSeen]:
+    logger = logging.getLogger("server.services.claims")
+    handler, level = HoldSeen(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)

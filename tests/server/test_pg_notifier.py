@@ -7,8 +7,7 @@ was woken by a notification, not by the fallback.
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 from protocol import API_PREFIX
 from server.notifier_postgres import PostgresNotifier
-from tests.server.conftest import Api, ManualClock, eventually, make_settings, running_api
+from tests.server.conftest import Api, HoldSeen, ManualClock, eventually, make_settings, running_api
 
 pytestmark = pytest.mark.anyio
 
@@ -115,29 +114,6 @@ async def two_replicas(
         yield a, b
 
 
-class _HoldSeen(logging.Handler):
-    """Sets ``seen`` when a claim found nothing and waits (the claim service logs it)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.seen = asyncio.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith("holding a claim"):
-            self.seen.set()
-
-
-@pytest.fixture
-def hold_seen() -> Iterator[_HoldSeen]:
-    logger = logging.getLogger("server.services.claims")
-    handler, level = _HoldSeen(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
-
-
 async def _held_claim(api: Api, worker: str) -> dict[str, object]:
     response = await api.http.post(
         f"{API_PREFIX}/workers/{worker}/claim",
@@ -150,7 +126,7 @@ async def _held_claim(api: Api, worker: str) -> dict[str, object]:
 
 
 async def test_a_submit_on_one_replica_wakes_a_claim_held_on_another(
-    postgres_url: str, tmp_path: Path, clock: ManualClock, hold_seen: _HoldSeen
+    postgres_url: str, tmp_path: Path, clock: ManualClock, hold_seen: HoldSeen
 ) -> None:
     async with two_replicas(postgres_url, tmp_path, clock) as (a, b):
         worker = await a.register()
@@ -162,7 +138,7 @@ async def test_a_submit_on_one_replica_wakes_a_claim_held_on_another(
 
 
 async def test_a_drain_on_one_replica_ends_a_claim_held_on_another(
-    postgres_url: str, tmp_path: Path, clock: ManualClock, hold_seen: _HoldSeen
+    postgres_url: str, tmp_path: Path, clock: ManualClock, hold_seen: HoldSeen
 ) -> None:
     async with two_replicas(postgres_url, tmp_path, clock) as (a, b):
         worker = await a.register()

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from protocol import API_PREFIX
 from server.settings import Settings
-from tests.server.conftest import Api
+from tests.server.conftest import Api, HoldSeen
 
 pytestmark = pytest.mark.anyio
 
@@ -28,32 +26,7 @@ async def _claim(api: Api, worker: str, **body: object) -> httpx.Response:
     )
 
 
-class _HoldSeen(logging.Handler):
-    """Sets ``seen`` when the claim service logs that it holds a claim."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.seen = asyncio.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith("holding a claim"):
-            self.seen.set()
-
-
-@pytest.fixture
-def hold_seen() -> Iterator[_HoldSeen]:
-    logger = logging.getLogger("server.services.claims")
-    handler, level = _HoldSeen(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
-
-
-async def test_a_held_claim_is_answered_204_when_the_coordinator_stops(
-    api: Api, hold_seen: _HoldSeen
-) -> None:
+async def test_a_held_claim_is_answered_204_when_the_coordinator_stops(api: Api, hold_seen: HoldSeen) -> None:
     worker = await api.register()
     held = asyncio.create_task(_claim(api, worker, wait_s=60))
     await asyncio.wait_for(hold_seen.seen.wait(), timeout=10)
