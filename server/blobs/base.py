@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
+
+from server.errors import PayloadTooLarge
 
 
 @dataclass(frozen=True)
@@ -37,3 +40,29 @@ class BlobStore(Protocol):
 
     async def aclose(self) -> None:
         """Release what the store holds open (connections) when the coordinator stops."""
+
+
+class Measured:
+    """Passes a stream through while counting its size and SHA-256; PayloadTooLarge past ``max_bytes``.
+
+    What every store does with the chunks it is given, whatever it then does with them.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._digest = hashlib.sha256()
+
+    async def through(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            self.size += len(chunk)
+            if self.size > self.max_bytes:
+                raise PayloadTooLarge(
+                    f"file larger than the limit of {self.max_bytes} bytes (TASKPOST_MAX_UPLOAD_BYTES)",
+                    limit=self.max_bytes,
+                )
+            self._digest.update(chunk)
+            yield chunk
+
+    def stored(self, key: str) -> StoredBlob:
+        return StoredBlob(key=key, size=self.size, sha256=self._digest.hexdigest())

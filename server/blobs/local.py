@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-from server.blobs.base import StoredBlob
-from server.errors import PayloadTooLarge
+from server.blobs.base import Measured, StoredBlob
 
 # Blobs are the clients' files: only the coordinator's user may read them.
 _DIR_MODE = 0o700
@@ -45,18 +43,10 @@ class LocalBlobStore:
         final = self._path(key)
         _private_dir(final.parent)
         partial = final.with_suffix(".part")
-        digest = hashlib.sha256()
-        size = 0
+        measured = Measured(max_bytes)
         handle = await asyncio.to_thread(_open_private, partial)
         try:
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > max_bytes:
-                    raise PayloadTooLarge(
-                        f"file larger than the limit of {max_bytes} bytes (TASKPOST_MAX_UPLOAD_BYTES)",
-                        limit=max_bytes,
-                    )
-                digest.update(chunk)
+            async for chunk in measured.through(chunks):
                 await asyncio.to_thread(handle.write, chunk)
             await asyncio.to_thread(_flush_and_sync, handle)
         except BaseException:
@@ -65,7 +55,7 @@ class LocalBlobStore:
             raise
         handle.close()
         os.replace(partial, final)
-        return StoredBlob(key=key, size=size, sha256=digest.hexdigest())
+        return measured.stored(key)
 
     async def open(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
         handle = await asyncio.to_thread(open, self._path(key), "rb")

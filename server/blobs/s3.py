@@ -8,7 +8,6 @@ arriving, joined into one buffer.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from server.blobs.base import StoredBlob
+from server.blobs.base import Measured, StoredBlob
 from server.errors import PayloadTooLarge
 
 if TYPE_CHECKING:
@@ -137,19 +136,11 @@ class S3BlobStore:
         object_key = self._object_key(key)
         s3 = await self._s3()
         upload = _MultipartUpload(s3, self.location.bucket, object_key)
-        digest = hashlib.sha256()
-        size = 0
+        measured = Measured(max_bytes)
         pending: list[bytes] = []
         pending_size = 0
         try:
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > max_bytes:
-                    raise PayloadTooLarge(
-                        f"file larger than the limit of {max_bytes} bytes (TASKPOST_MAX_UPLOAD_BYTES)",
-                        limit=max_bytes,
-                    )
-                digest.update(chunk)
+            async for chunk in measured.through(chunks):
                 pending.append(chunk)
                 pending_size += len(chunk)
                 while pending_size >= self.options.part_size:
@@ -167,7 +158,7 @@ class S3BlobStore:
         except BaseException:
             await upload.abort()
             raise
-        return StoredBlob(key=key, size=size, sha256=digest.hexdigest())
+        return measured.stored(key)
 
     async def open(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
         from botocore.exceptions import ClientError
