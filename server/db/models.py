@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from protocol import DEFAULT_NAMESPACE
+
+FINISHED_ROWS = text("ended_at IS NOT NULL")
+"""The rows of finished jobs: a job gets ``ended_at`` when it finishes."""
 
 # 64-bit on PostgreSQL (ids that grow for good, sizes up to TASKPOST_MAX_UPLOAD_BYTES = 2 GiB);
 # SQLite's INTEGER already is, and only INTEGER PRIMARY KEY numbers rows by itself.
@@ -74,7 +77,14 @@ class Job(SQLModel, table=True):
         Index("ix_jobs_state_lease", "state", "lease_expires_at"),
         Index("ix_jobs_type_state", "type", "state"),
         # Retention (server.services.retention) walks finished jobs of one state, oldest first.
-        Index("ix_jobs_state_ended", "state", "ended_at"),
+        # Partial: only finished rows have ended_at, so claims and heartbeats never touch it.
+        Index(
+            "ix_jobs_state_ended",
+            "state",
+            "ended_at",
+            sqlite_where=FINISHED_ROWS,
+            postgresql_where=FINISHED_ROWS,
+        ),
     )
 
 

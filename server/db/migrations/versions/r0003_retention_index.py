@@ -6,6 +6,7 @@ Revises: 0002
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.engine.reflection import Inspector
 
@@ -21,7 +22,16 @@ def already_applied(inspector: Inspector) -> bool:
 
 
 def upgrade() -> None:
-    op.create_index("ix_jobs_state_ended", "jobs", ["state", "ended_at"])
+    # Partial (finished rows only): claims and heartbeats, which never set ended_at, do not
+    # maintain it.
+    finished = sa.text("ended_at IS NOT NULL")
+    op.create_index(
+        "ix_jobs_state_ended",
+        "jobs",
+        ["state", "ended_at"],
+        sqlite_where=finished,
+        postgresql_where=finished,
+    )
 
 
 def downgrade() -> None:
