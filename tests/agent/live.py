@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ from agent.client import CoordinatorClient
 from protocol import API_PREFIX, ClaimedTask, WorkerRegister
 from server.app import create_app
 from server.settings import Settings
-from tests.server.conftest import ADMIN_KEY, Api, ManualClock, make_settings, running_api
+from tests.server.conftest import ADMIN_KEY, Api, ManualClock, eventually, make_settings, running_api
 
 SERVER_URL = "http://coordinator"
 """Base URL of the in-process coordinator (the ASGI transport ignores the host)."""
@@ -40,18 +39,6 @@ def coordinator_settings(data_dir: Path, **overrides: Any) -> Settings:
         **overrides,
     }
     return make_settings(data_dir).model_copy(update=values)
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout_s: float = 20.0) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class LiveCoordinator:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from server.db import migrate
 from server.db.database import Database
 from server.db.dialects import driver_url
 from server.db.migrate import SchemaNotCurrent, UpgradeReport
-from tests.server.conftest import ManualClock, make_settings, running_api
+from tests.server.conftest import ManualClock, eventually, make_settings, running_api
 from tests.support.postgres import PostgresCluster
 
 pytestmark = pytest.mark.anyio
@@ -359,7 +358,7 @@ async def test_two_coordinators_upgrading_one_postgresql_database_at_once_both_s
             report = await conn.run_sync(migrate.upgrade_to_head)
             # The second starts while the first has upgraded but not committed: it must wait.
             waiting = asyncio.create_task(second.upgrade_schema())
-            await _eventually(lambda: _lock_waits(watcher), "the second upgrade to wait for a lock")
+            await eventually(lambda: _lock_waits(watcher), "the second upgrade to wait for a lock")
             assert not waiting.done()
         late = await waiting
     finally:
@@ -374,14 +373,6 @@ async def _lock_waits(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         waits = await conn.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted")
         return int(waits.scalar_one())
-
-
-async def _eventually(check: Callable[[], Awaitable[Any]], what: str, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def test_with_auto_migrate_off_an_outdated_database_is_refused_until_upgraded(

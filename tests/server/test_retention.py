@@ -12,9 +12,8 @@ from protocol import API_PREFIX
 from server.services import retention
 from server.services.jobs import JOBS
 from server.settings import Settings
-from tests.agent.live import eventually
 from tests.server.blobs_helpers import blob_files, collect, refs, upload_id
-from tests.server.conftest import Api, ManualClock, make_settings, running_api
+from tests.server.conftest import Api, ManualClock, eventually, make_settings, running_api
 from tests.server.retention_helpers import Finisher, event_count, job_ids
 
 pytestmark = pytest.mark.anyio
