@@ -7,6 +7,7 @@ admin reading all of them. A job outside the scope is reported as not found.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from sqlalchemy import update
@@ -55,6 +56,27 @@ async def _load(conn: AsyncConnection, job_id: str, scope: str | None) -> Any:
 async def get(coord: Coordinator, job_id: str, scope: str | None) -> JobPublic:
     async with coord.db.read() as conn:
         return public_job(await _load(conn, job_id, scope))
+
+
+async def get_when_changed(coord: Coordinator, job_id: str, scope: str | None, wait_s: float) -> JobPublic:
+    """The job once its state differs from the one it had when asked, or after ``wait_s`` seconds
+    (at most the long-poll setting); a job that has ended is answered at once.
+
+    Waits on the same notifier as a held claim: every completion, release, requeue and submit
+    moves it, and each wake-up re-reads the job.
+    """
+    deadline = time.monotonic() + min(wait_s, coord.settings.long_poll_s)
+    seen = coord.notifier.version
+    job = await get(coord, job_id, scope)
+    asked_in = job.state
+    while job.state is asked_in and not job.state.is_terminal and not coord.notifier.closed:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        await coord.notifier.wait(seen, remaining)
+        seen = coord.notifier.version
+        job = await get(coord, job_id, scope)
+    return job
 
 
 def _cursor_seq(cursor: str) -> int:

@@ -60,7 +60,6 @@ async def complete(
     succeeded: list[dict[str, Any]] = []
     other_updates: list[tuple[str, str, dict[str, Any]]] = []
     log: list[events.Event] = []
-    requeued = False
     async with coord.db.write() as conn:
         rows = await _lease_rows(conn, coord, [c.job_id for c in completions])
         stale_ids = {c.job_id for c in completions if c.job_id in rows and _is_stale(rows[c.job_id], c)}
@@ -122,7 +121,6 @@ async def complete(
                         completion.error_message,
                     )
                 )
-                requeued = requeued or state is JobState.QUEUED
             acks.append(CompletionAck(job_id=row.id, accepted=True, state=state.value))
         if succeeded:
             await conn.execute(_COMPLETE_STATEMENT.values(ended_at=now), succeeded)
@@ -135,7 +133,8 @@ async def complete(
             )
         await attempt_outputs.drop(conn, [job_id for job_id, _, _ in other_updates])
         await events.record(conn, log, now)
-    if requeued:
+    if any(ack.accepted for ack in acks):
+        # A requeued job is work for a held claim; any ended one answers a held GET ?wait_s=.
         coord.notifier.notify()
     return acks
 
