@@ -48,11 +48,13 @@ def create_app(settings: Settings | None = None, coordinator: Coordinator | None
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await start(coord)
         await coord.notifier.start()
+        await coord.job_changes.start()
         reaper_task = asyncio.create_task(reaper.run_forever(coord), name="taskpost-reaper")
         try:
             yield
         finally:
             await coord.notifier.aclose()
+            await coord.job_changes.aclose()
             reaper_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper_task

@@ -65,6 +65,9 @@ class Coordinator:
     db: Database
     blobs: BlobStore
     notifier: Notifier
+    """Moves when work may have become claimable: wakes held claims."""
+    job_changes: Notifier
+    """Moves when jobs changed state: wakes held job reads (``GET /jobs/{id}?wait_s=``)."""
     clock: Callable[[], float] = time.time
     replica_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     """This process's row in coordinator_replicas (server.services.replicas)."""
@@ -87,4 +90,5 @@ class Coordinator:
             db=db,
             blobs=blob_store_from_settings(settings),
             notifier=notifier_for(db, settings),
+            job_changes=notifier_for(db, settings, job_changes=True),
         )

@@ -83,15 +83,18 @@ class LocalNotifier:
         self.close()
 
 
-def notifier_for(db: Database, settings: Settings) -> Notifier:
+def notifier_for(db: Database, settings: Settings, *, job_changes: bool = False) -> Notifier:
     """LISTEN/NOTIFY on PostgreSQL, where other coordinator processes may share the database;
-    in-process on SQLite, whose file belongs to one coordinator process."""
+    in-process on SQLite, whose file belongs to one coordinator process.
+
+    ``job_changes`` picks the channel for held job reads instead of the one for held claims."""
     if db.dialect.name == "postgresql":
-        from server.notifier_postgres import PostgresNotifier
+        from server.notifier_postgres import JOB_CHANGES_CHANNEL, WORK_CHANNEL, PostgresNotifier
 
         return PostgresNotifier(
             db.url,
             recheck_s=settings.wakeup_recheck_s,
             connect_timeout_s=settings.db_connect_timeout_s,
+            channel=JOB_CHANGES_CHANNEL if job_changes else WORK_CHANNEL,
         )
     return LocalNotifier()

@@ -1,7 +1,9 @@
 """Wake-ups across coordinator processes sharing one PostgreSQL database: LISTEN/NOTIFY.
 
-Each process keeps one connection of its own (not from the pool) that LISTENs on one channel
-and also sends the NOTIFYs. ``notify`` wakes this process's waiters at once and asks for one
+Each process keeps one connection of its own (not from the pool) per channel that LISTENs on it
+and also sends the NOTIFYs: ``WORK_CHANNEL`` wakes held claims, ``JOB_CHANGES_CHANNEL`` wakes
+held job reads (``GET /jobs/{id}?wait_s=``), so that a completion does not wake every claim.
+``notify`` wakes this process's waiters at once and asks for one
 NOTIFY (several asks while one is being sent make one more, not one each); a notification from
 another process wakes this process's waiters.
 
@@ -25,7 +27,8 @@ from server.notifier import LocalNotifier
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "taskpost_work"
+WORK_CHANNEL = "taskpost_work"
+JOB_CHANGES_CHANNEL = "taskpost_job_changes"
 APPLICATION_NAME = "taskpost-listener"
 _FIRST_BACKOFF_S = 0.1
 _MAX_BACKOFF_S = 10.0
@@ -41,10 +44,13 @@ class ListenerLost(Exception):
 class PostgresNotifier:
     """A ``Notifier`` for every coordinator process on one PostgreSQL database."""
 
-    def __init__(self, url: str, *, recheck_s: float, connect_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, recheck_s: float, connect_timeout_s: float = 5.0, channel: str = WORK_CHANNEL
+    ) -> None:
         # asyncpg takes the URL users write, without SQLAlchemy's driver suffix.
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self.recheck_s = recheck_s
+        self.channel = channel
         self._connect_timeout_s = connect_timeout_s
         self._waiters = LocalNotifier()
         self._origin = uuid.uuid4().hex
@@ -88,7 +94,7 @@ class PostgresNotifier:
         """Start listening; returns once the first connection attempt succeeded or failed (it
         keeps trying in the background)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._listen_forever(), name="taskpost-listener")
+            self._task = asyncio.create_task(self._listen_forever(), name=f"taskpost-listener-{self.channel}")
         await self._first_attempt.wait()
 
     def close(self) -> None:
@@ -145,7 +151,7 @@ class PostgresNotifier:
         )
         try:
             connection.add_termination_listener(self._on_terminated)
-            await connection.add_listener(CHANNEL, self._on_notification)
+            await connection.add_listener(self.channel, self._on_notification)
             self._connection = connection
             self._first_attempt.set()
             self._backoff_s = _FIRST_BACKOFF_S
@@ -175,7 +181,10 @@ class PostgresNotifier:
                 self._send_wanted = False
                 try:
                     await connection.execute(
-                        "SELECT pg_notify($1, $2)", CHANNEL, self._origin, timeout=self._connect_timeout_s
+                        "SELECT pg_notify($1, $2)",
+                        self.channel,
+                        self._origin,
+                        timeout=self._connect_timeout_s,
                     )
                 except BaseException:
                     self._send_wanted = True  # sent once listening again

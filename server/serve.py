@@ -39,6 +39,7 @@ class CoordinatorServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.coordinator.notifier.close()
+        self.coordinator.job_changes.close()
         await super().shutdown(sockets)
 
 

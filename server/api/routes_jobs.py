@@ -109,7 +109,22 @@ async def list_jobs(
 
 
 @router.get("/jobs/{job_id}")
-async def get_job(job_id: str, coord: CoordinatorDep, scope: JobScopeDep) -> JobPublic:
+async def get_job(
+    job_id: str,
+    coord: CoordinatorDep,
+    scope: JobScopeDep,
+    wait_s: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=3600,
+            description="Hold the answer until the job changes state or this many seconds pass "
+            "(at most the coordinator's long-poll setting).",
+        ),
+    ] = 0,
+) -> JobPublic:
+    if wait_s > 0:
+        return await jobs.get_when_changed(coord, job_id, scope, wait_s)
     return await jobs.get(coord, job_id, scope)
 
 

@@ -49,6 +49,8 @@ async def claim(
         # empty claim while healthy jobs wait.
         if tasks or not corrupt:
             tasks.sort(key=lambda task: -task.priority.rank)
+            if tasks or corrupt:
+                coord.job_changes.notify()
             return tasks
 
 

@@ -7,6 +7,7 @@ admin reading all of them. A job outside the scope is reported as not found.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from sqlalchemy import update
@@ -55,6 +56,27 @@ async def _load(conn: AsyncConnection, job_id: str, scope: str | None) -> Any:
 async def get(coord: Coordinator, job_id: str, scope: str | None) -> JobPublic:
     async with coord.db.read() as conn:
         return public_job(await _load(conn, job_id, scope))
+
+
+async def get_when_changed(coord: Coordinator, job_id: str, scope: str | None, wait_s: float) -> JobPublic:
+    """The job once its state differs from the one it had when asked, or after ``wait_s`` seconds
+    (at most the long-poll setting); a job that has ended is answered at once.
+
+    Waits on ``coord.job_changes``, which every claim, completion, release, cancel, requeue and
+    reaper pass moves; each wake-up re-reads the job.
+    """
+    deadline = time.monotonic() + min(wait_s, coord.settings.long_poll_s)
+    seen = coord.job_changes.version
+    job = await get(coord, job_id, scope)
+    asked_in = job.state
+    while job.state is asked_in and not job.state.is_terminal and not coord.job_changes.closed:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        await coord.job_changes.wait(seen, remaining)
+        seen = coord.job_changes.version
+        job = await get(coord, job_id, scope)
+    return job
 
 
 def _cursor_seq(cursor: str) -> int:
@@ -116,7 +138,9 @@ async def cancel(coord: Coordinator, job_id: str, scope: str | None) -> JobPubli
             )
         await conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(**values))
         await events.record(conn, [events.Event(job_id, "cancel_requested", row.attempts)], now)
-        return public_job(await _load(conn, job_id, scope))
+        job = public_job(await _load(conn, job_id, scope))
+    coord.job_changes.notify()
+    return job
 
 
 async def requeue(coord: Coordinator, job_id: str, scope: str | None) -> JobPublic:
@@ -150,6 +174,7 @@ async def requeue(coord: Coordinator, job_id: str, scope: str | None) -> JobPubl
         await events.record(conn, [events.Event(job_id, "requeued", detail=f"was {state.value}")], now)
         job = public_job(await _load(conn, job_id, scope))
     coord.notifier.notify()
+    coord.job_changes.notify()
     return job
 
 

@@ -60,7 +60,6 @@ async def complete(
     succeeded: list[dict[str, Any]] = []
     other_updates: list[tuple[str, str, dict[str, Any]]] = []
     log: list[events.Event] = []
-    requeued = False
     async with coord.db.write() as conn:
         rows = await _lease_rows(conn, coord, [c.job_id for c in completions])
         stale_ids = {c.job_id for c in completions if c.job_id in rows and _is_stale(rows[c.job_id], c)}
@@ -122,7 +121,6 @@ async def complete(
                         completion.error_message,
                     )
                 )
-                requeued = requeued or state is JobState.QUEUED
             acks.append(CompletionAck(job_id=row.id, accepted=True, state=state.value))
         if succeeded:
             await conn.execute(_COMPLETE_STATEMENT.values(ended_at=now), succeeded)
@@ -135,8 +133,10 @@ async def complete(
             )
         await attempt_outputs.drop(conn, [job_id for job_id, _, _ in other_updates])
         await events.record(conn, log, now)
-    if requeued:
-        coord.notifier.notify()
+    if any(ack.accepted for ack in acks):
+        coord.job_changes.notify()
+    if any(ack.accepted and ack.state == JobState.QUEUED.value for ack in acks):
+        coord.notifier.notify()  # a requeued job is work for a held claim
     return acks
 
 
@@ -257,6 +257,7 @@ async def release(
             )
             acks.append(CompletionAck(job_id=row.id, accepted=True, state=state.value))
     coord.notifier.notify()
+    coord.job_changes.notify()
     return acks
 
 

@@ -102,6 +102,8 @@ async def reap_once(coord: Coordinator) -> int:
         await events.record(conn, log, now)
     if woke_queue:
         coord.notifier.notify()
+    if changed:
+        coord.job_changes.notify()
     return changed
 
 

@@ -1,0 +1,208 @@
+"""``AsyncClient``: the asyncio client of a Taskpost coordinator (the same API as ``Client``)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+import tenacity
+
+from protocol import (
+    SHA256_HEADER,
+    JobBatchSubmitted,
+    JobCreate,
+    JobPage,
+    JobPublic,
+    JobState,
+    JobSubmitted,
+    Priority,
+    Stats,
+    WorkerType,
+)
+from taskpost.client import downloads, requests, retries
+from taskpost.client.errors import JobFailed, ServerUnavailable, WaitTimedOut, error_from_response
+from taskpost.client.requests import Call, FileSource
+from taskpost.client.sync import WAIT_STEP_S
+
+
+class AsyncClient:
+    """A coordinator's API for programs: submit jobs, wait for them, read results and outputs.
+
+    Connection errors and 503 answers are retried with backoff (honouring Retry-After); a submit
+    always carries an idempotency key, so a retried one never creates a second job.
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 5,
+        first_backoff_s: float = 0.2,
+        max_backoff_s: float = 5.0,
+        verify: bool | str = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.server_url = server_url.rstrip("/")
+        self._timeout = timeout
+        self._retry = (retries, first_backoff_s, max_backoff_s)
+        self._http = httpx.AsyncClient(
+            base_url=self.server_url, headers=headers, timeout=timeout, verify=verify, transport=transport
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def _retrying(self, call: Call) -> tenacity.AsyncRetrying:
+        return tenacity.AsyncRetrying(**retries.policy(call, *self._retry))
+
+    async def _send(self, call: Call) -> httpx.Response:
+        async def attempt() -> httpx.Response:
+            with ExitStack() as stack:
+                response = await self._http.request(
+                    call.method,
+                    call.url,
+                    params=call.query or None,
+                    json=call.json,
+                    files=call.multipart(stack) or None,
+                    timeout=self._timeout + call.extra_wait_s,
+                )
+            error = error_from_response(response) if response.is_error else None
+            if isinstance(error, ServerUnavailable):
+                raise error
+            return response
+
+        try:
+            return await self._retrying(call)(attempt)
+        except httpx.TransportError as exc:
+            raise retries.unreachable(exc, self.server_url) from exc
+
+    async def submit(
+        self,
+        type: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        files: Mapping[str, FileSource] | None = None,
+        priority: Priority | str = Priority.DEFAULT,
+        timeout_s: float | None = None,
+        max_attempts: int | None = None,
+        idempotency_key: str | None = None,
+        labels: Sequence[str] = (),
+        worker_type: WorkerType | str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> JobSubmitted:
+        """Submit one job; ``files`` maps input names to paths or bytes, uploaded with it."""
+        spec = requests.job_spec(
+            type,
+            params,
+            priority=priority,
+            timeout_s=timeout_s,
+            max_attempts=max_attempts,
+            idempotency_key=idempotency_key,
+            labels=labels,
+            worker_type=worker_type,
+            meta=meta,
+        )
+        return requests.parsed(JobSubmitted, await self._send(requests.submit(spec, files)))
+
+    async def submit_many(self, jobs: Sequence[JobCreate]) -> JobBatchSubmitted:
+        """Submit several jobs in one request (build each with ``taskpost.client.job_spec``)."""
+        return requests.parsed(JobBatchSubmitted, await self._send(requests.submit_many(jobs)))
+
+    async def get(self, job_id: str, *, wait_s: float = 0.0) -> JobPublic:
+        """The job; with ``wait_s``, once it changes state or after that many seconds."""
+        return requests.parsed(JobPublic, await self._send(requests.get(job_id, wait_s)))
+
+    # The same signature as Client.wait: the timeout becomes WaitTimedOut, carrying the last state.
+    async def wait(self, job_id: str, timeout: float | None = None) -> JobPublic:  # noqa: ASYNC109
+        """The job once it has ended (completed, dead or cancelled); WaitTimedOut after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = WAIT_STEP_S if deadline is None else min(WAIT_STEP_S, deadline - time.monotonic())
+            job = await self.get(job_id, wait_s=max(remaining, 0.0))
+            if job.state.is_terminal:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimedOut(job)
+
+    async def result(self, job_id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """The result of the job once it completed; JobFailed if it ended any other way."""
+        job = await self.wait(job_id, timeout)
+        if job.state is not JobState.COMPLETED:
+            raise JobFailed(job)
+        return job.result
+
+    async def download_outputs(self, job_id: str, directory: Path | str) -> list[Path]:
+        """Every output of the job into ``directory``, streamed; each SHA-256 is checked."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        job = await self.get(job_id)
+        return [await self._download(job_id, output, directory) for output in job.outputs]
+
+    async def _download(self, job_id: str, output: Any, directory: Path) -> Path:
+        path = downloads.target(directory, output)
+        call = requests.output(job_id, output.name)
+
+        async def attempt() -> Path:
+            async with self._http.stream(call.method, call.url) as response:
+                if response.is_error:
+                    await response.aread()
+                    raise error_from_response(response)
+                digest = hashlib.sha256()
+                with downloads.partial(path).open("wb") as out:
+                    async for chunk in response.aiter_bytes():
+                        digest.update(chunk)
+                        out.write(chunk)
+                announced = response.headers.get(SHA256_HEADER)
+            try:
+                downloads.check(output, announced, digest)
+            except Exception:
+                downloads.partial(path).unlink(missing_ok=True)
+                raise
+            downloads.partial(path).replace(path)
+            return path
+
+        try:
+            return await self._retrying(call)(attempt)
+        except httpx.TransportError as exc:
+            raise retries.unreachable(exc, self.server_url) from exc
+
+    async def cancel(self, job_id: str) -> JobPublic:
+        return requests.parsed(JobPublic, await self._send(requests.cancel(job_id)))
+
+    async def requeue(self, job_id: str) -> JobPublic:
+        return requests.parsed(JobPublic, await self._send(requests.requeue(job_id)))
+
+    async def list(
+        self, state: JobState | str | None = None, type: str | None = None, *, page_size: int = 100
+    ) -> AsyncIterator[JobPublic]:
+        """Jobs newest first, fetched a page at a time as the iteration goes."""
+        cursor: str | None = None
+        while True:
+            page = requests.parsed(
+                JobPage, await self._send(requests.list_page(state, type, page_size, cursor))
+            )
+            for job in page.jobs:
+                yield job
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def stats(self) -> Stats:
+        return requests.parsed(Stats, await self._send(requests.stats()))

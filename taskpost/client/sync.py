@@ -1,0 +1,205 @@
+"""``Client``: the blocking client of a Taskpost coordinator."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+import tenacity
+
+from protocol import (
+    SHA256_HEADER,
+    JobBatchSubmitted,
+    JobCreate,
+    JobPage,
+    JobPublic,
+    JobState,
+    JobSubmitted,
+    Priority,
+    Stats,
+    WorkerType,
+)
+from taskpost.client import downloads, requests, retries
+from taskpost.client.errors import JobFailed, ServerUnavailable, WaitTimedOut, error_from_response
+from taskpost.client.requests import Call, FileSource
+
+WAIT_STEP_S = 20.0
+"""How long one ``GET ?wait_s=`` of ``wait`` asks the coordinator to hold (it may hold less)."""
+
+
+class Client:
+    """A coordinator's API for programs: submit jobs, wait for them, read results and outputs.
+
+    Connection errors and 503 answers are retried with backoff (honouring Retry-After); a submit
+    always carries an idempotency key, so a retried one never creates a second job.
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 5,
+        first_backoff_s: float = 0.2,
+        max_backoff_s: float = 5.0,
+        verify: bool | str = True,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.server_url = server_url.rstrip("/")
+        self._timeout = timeout
+        self._retry = (retries, first_backoff_s, max_backoff_s)
+        self._http = httpx.Client(
+            base_url=self.server_url, headers=headers, timeout=timeout, verify=verify, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _retrying(self, call: Call) -> tenacity.Retrying:
+        return tenacity.Retrying(**retries.policy(call, *self._retry))
+
+    def _send(self, call: Call) -> httpx.Response:
+        def attempt() -> httpx.Response:
+            with ExitStack() as stack:
+                response = self._http.request(
+                    call.method,
+                    call.url,
+                    params=call.query or None,
+                    json=call.json,
+                    files=call.multipart(stack) or None,
+                    timeout=self._timeout + call.extra_wait_s,
+                )
+            error = error_from_response(response) if response.is_error else None
+            if isinstance(error, ServerUnavailable):
+                raise error
+            return response
+
+        try:
+            return self._retrying(call)(attempt)
+        except httpx.TransportError as exc:
+            raise retries.unreachable(exc, self.server_url) from exc
+
+    def submit(
+        self,
+        type: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        files: Mapping[str, FileSource] | None = None,
+        priority: Priority | str = Priority.DEFAULT,
+        timeout_s: float | None = None,
+        max_attempts: int | None = None,
+        idempotency_key: str | None = None,
+        labels: Sequence[str] = (),
+        worker_type: WorkerType | str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> JobSubmitted:
+        """Submit one job; ``files`` maps input names to paths or bytes, uploaded with it."""
+        spec = requests.job_spec(
+            type,
+            params,
+            priority=priority,
+            timeout_s=timeout_s,
+            max_attempts=max_attempts,
+            idempotency_key=idempotency_key,
+            labels=labels,
+            worker_type=worker_type,
+            meta=meta,
+        )
+        return requests.parsed(JobSubmitted, self._send(requests.submit(spec, files)))
+
+    def submit_many(self, jobs: Sequence[JobCreate]) -> JobBatchSubmitted:
+        """Submit several jobs in one request (build each with ``taskpost.client.job_spec``)."""
+        return requests.parsed(JobBatchSubmitted, self._send(requests.submit_many(jobs)))
+
+    def get(self, job_id: str, *, wait_s: float = 0.0) -> JobPublic:
+        """The job; with ``wait_s``, once it changes state or after that many seconds."""
+        return requests.parsed(JobPublic, self._send(requests.get(job_id, wait_s)))
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobPublic:
+        """The job once it has ended (completed, dead or cancelled); WaitTimedOut after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = WAIT_STEP_S if deadline is None else min(WAIT_STEP_S, deadline - time.monotonic())
+            job = self.get(job_id, wait_s=max(remaining, 0.0))
+            if job.state.is_terminal:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimedOut(job)
+
+    def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """The result of the job once it completed; JobFailed if it ended any other way."""
+        job = self.wait(job_id, timeout)
+        if job.state is not JobState.COMPLETED:
+            raise JobFailed(job)
+        return job.result
+
+    def download_outputs(self, job_id: str, directory: Path | str) -> list[Path]:
+        """Every output of the job into ``directory``, streamed; each SHA-256 is checked."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        return [self._download(job_id, output, directory) for output in self.get(job_id).outputs]
+
+    def _download(self, job_id: str, output: Any, directory: Path) -> Path:
+        path = downloads.target(directory, output)
+        call = requests.output(job_id, output.name)
+
+        def attempt() -> Path:
+            with self._http.stream(call.method, call.url) as response:
+                if response.is_error:
+                    response.read()
+                    raise error_from_response(response)
+                digest = hashlib.sha256()
+                with downloads.partial(path).open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        digest.update(chunk)
+                        out.write(chunk)
+                announced = response.headers.get(SHA256_HEADER)
+            try:
+                downloads.check(output, announced, digest)
+            except Exception:
+                downloads.partial(path).unlink(missing_ok=True)
+                raise
+            downloads.partial(path).replace(path)
+            return path
+
+        try:
+            return self._retrying(call)(attempt)
+        except httpx.TransportError as exc:
+            raise retries.unreachable(exc, self.server_url) from exc
+
+    def cancel(self, job_id: str) -> JobPublic:
+        return requests.parsed(JobPublic, self._send(requests.cancel(job_id)))
+
+    def requeue(self, job_id: str) -> JobPublic:
+        return requests.parsed(JobPublic, self._send(requests.requeue(job_id)))
+
+    def list(
+        self, state: JobState | str | None = None, type: str | None = None, *, page_size: int = 100
+    ) -> Iterator[JobPublic]:
+        """Jobs newest first, fetched a page at a time as the iteration goes."""
+        cursor: str | None = None
+        while True:
+            page = requests.parsed(JobPage, self._send(requests.list_page(state, type, page_size, cursor)))
+            yield from page.jobs
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def stats(self) -> Stats:
+        return requests.parsed(Stats, self._send(requests.stats()))
