@@ -1,6 +1,6 @@
-"""``python -m agent``: run the agent command."""
+"""``python -m taskpost.agent``: run the agent command."""
 
-from agent.cli import main
+from taskpost.agent.cli import main
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""The ``taskpost agent`` command (and ``python -m agent``): flags over ``TASKPOST_*`` settings.
+"""The ``taskpost agent`` command (and ``python -m taskpost.agent``): flags over ``TASKPOST_*`` settings.
 
 Every flag is optional: a flag that is not given falls back to the environment, then to the
 ``.env`` file, then to the default (see ``configs/http-worker.env.example``).
@@ -14,10 +14,10 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from agent.logging import configure_logging
-from agent.runner import EXIT_FATAL, run_agent
-from agent.settings import AgentSettings, LogFormat
-from protocol import WorkerType
+from taskpost.agent.logging import configure_logging
+from taskpost.agent.runner import EXIT_FATAL, run_agent
+from taskpost.agent.settings import AgentSettings, LogFormat
+from taskpost.protocol import WorkerType
 
 _FLAGS = {
     "server_url": "--server-url",
@@ -164,7 +164,7 @@ def agent_command(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run ``agent_command`` as a program of its own (``python -m agent``, the start scripts)."""
+    """Run ``agent_command`` as a program of its own (``python -m taskpost.agent``, the start scripts)."""
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(agent_command)
     app(args=argv if argv is not None else sys.argv[1:], prog_name="taskpost-agent")

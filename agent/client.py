@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from agent.errors import (
+from taskpost.agent.errors import (
     AuthError,
     CoordinatorError,
     CoordinatorUnavailable,
@@ -29,8 +29,8 @@ from agent.errors import (
     LeaseLost,
     WorkerUnknown,
 )
-from agent.workdir import open_private
-from protocol import (
+from taskpost.agent.workdir import open_private
+from taskpost.protocol import (
     API_PREFIX,
     LEASE_HEADER,
     SHA256_HEADER,

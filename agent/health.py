@@ -23,9 +23,9 @@ import os
 import time
 from typing import Any
 
-from agent.errors import ConfigError
-from agent.settings import AgentSettings
-from agent.state import AgentState
+from taskpost.agent.errors import ConfigError
+from taskpost.agent.settings import AgentSettings
+from taskpost.agent.state import AgentState
 
 logger = logging.getLogger(__name__)
 

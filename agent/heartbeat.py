@@ -7,11 +7,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from agent.client import CoordinatorClient
-from agent.errors import CoordinatorError, CoordinatorUnavailable, WorkerUnknown
-from agent.handlers.base import CancelReason
-from agent.state import AgentState
-from protocol import HeartbeatResponse
+from taskpost.agent.client import CoordinatorClient
+from taskpost.agent.errors import CoordinatorError, CoordinatorUnavailable, WorkerUnknown
+from taskpost.agent.handlers.base import CancelReason
+from taskpost.agent.state import AgentState
+from taskpost.protocol import HeartbeatResponse
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TextIO
 
-from protocol import logs
-from protocol.logs import STRUCTURED_FIELDS, JsonFormatter, LogFormat, TextFormatter
+from taskpost.protocol import logs
+from taskpost.protocol.logs import STRUCTURED_FIELDS, JsonFormatter, LogFormat, TextFormatter
 
 __all__ = [
     "STRUCTURED_FIELDS",

@@ -22,10 +22,16 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from agent.backoff import Backoff
-from agent.errors import AuthError, CoordinatorError, CoordinatorUnavailable, LeaseLost, WorkerUnknown
-from agent.sendable import sendable_text
-from protocol import (
+from taskpost.agent.backoff import Backoff
+from taskpost.agent.errors import (
+    AuthError,
+    CoordinatorError,
+    CoordinatorUnavailable,
+    LeaseLost,
+    WorkerUnknown,
+)
+from taskpost.agent.sendable import sendable_text
+from taskpost.protocol import (
     MAX_ERROR_TEXT_LENGTH,
     ClaimRequest,
     CompleteRequest,

@@ -18,23 +18,29 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent import __version__
-from agent.backoff import Backoff
-from agent.client import CoordinatorClient
-from agent.errors import AuthError, ConfigError, CoordinatorError, CoordinatorUnavailable, WorkerUnknown
-from agent.handlers import CancelReason, Handler, HandlerError, discover_handlers
-from agent.health import HealthServer
-from agent.heartbeat import Heartbeat
-from agent.key_file import shared_key_file_warning
-from agent.logging import set_worker_id
-from agent.outbox import Outbox
-from agent.sendable import describe_problems
-from agent.settings import AgentSettings
-from agent.shutdown import Shutdown
-from agent.state import AgentState, RunningTask
-from agent.task_runner import TaskRunner
-from agent.workdir import prepare_work_dir
-from protocol import ClaimedTask, CompletionAck, TaskCompletion, WorkerRegister
+from taskpost.agent import __version__
+from taskpost.agent.backoff import Backoff
+from taskpost.agent.client import CoordinatorClient
+from taskpost.agent.errors import (
+    AuthError,
+    ConfigError,
+    CoordinatorError,
+    CoordinatorUnavailable,
+    WorkerUnknown,
+)
+from taskpost.agent.handlers import CancelReason, Handler, HandlerError, discover_handlers
+from taskpost.agent.health import HealthServer
+from taskpost.agent.heartbeat import Heartbeat
+from taskpost.agent.key_file import shared_key_file_warning
+from taskpost.agent.logging import set_worker_id
+from taskpost.agent.outbox import Outbox
+from taskpost.agent.sendable import describe_problems
+from taskpost.agent.settings import AgentSettings
+from taskpost.agent.shutdown import Shutdown
+from taskpost.agent.state import AgentState, RunningTask
+from taskpost.agent.task_runner import TaskRunner
+from taskpost.agent.workdir import prepare_work_dir
+from taskpost.protocol import ClaimedTask, CompletionAck, TaskCompletion, WorkerRegister
 
 logger = logging.getLogger(__name__)
 

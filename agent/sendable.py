@@ -13,7 +13,7 @@ import math
 
 from pydantic import ValidationError
 
-from protocol import utf8_safe
+from taskpost.protocol import utf8_safe
 
 MAX_PROBLEMS_SHOWN = 5
 

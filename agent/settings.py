@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from agent.key_file import read_api_key_file
-from protocol import FILES_ROOT_LABEL, WorkerType
+from taskpost.agent.key_file import read_api_key_file
+from taskpost.protocol import FILES_ROOT_LABEL, WorkerType
 
 LogFormat = Literal["json", "text"]
 CommaList = Annotated[list[str], NoDecode]

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.handlers.base import CancelReason, TaskContext
-from agent.sendable import sendable_text
-from protocol import MAX_MESSAGE_LENGTH, Cadence, ClaimedTask, TaskProgress, WorkerType
+from taskpost.agent.handlers.base import CancelReason, TaskContext
+from taskpost.agent.sendable import sendable_text
+from taskpost.protocol import MAX_MESSAGE_LENGTH, Cadence, ClaimedTask, TaskProgress, WorkerType
 
 DEFAULT_CADENCE = Cadence(heartbeat_interval_s=10.0, long_poll_s=20.0, lease_s=30.0)
 """Used until the coordinator sends its own (only before the first registration)."""

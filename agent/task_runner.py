@@ -25,16 +25,16 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from agent.client import CoordinatorClient
-from agent.errors import CoordinatorError, CoordinatorUnavailable, IntegrityError, LeaseLost
-from agent.handlers.base import CancelReason, Handler, HandlerError
-from agent.logging import task_fields
-from agent.outbox import Outbox
-from agent.sendable import describe_problems, sendable_delay, sendable_tail, sendable_text
-from agent.state import AgentState, RunningTask
-from agent.workdir import make_private_dirs
-from protocol import MAX_ERROR_TEXT_LENGTH, Outcome, TaskCompletion
-from protocol.fields import MAX_NAME_LENGTH
+from taskpost.agent.client import CoordinatorClient
+from taskpost.agent.errors import CoordinatorError, CoordinatorUnavailable, IntegrityError, LeaseLost
+from taskpost.agent.handlers.base import CancelReason, Handler, HandlerError
+from taskpost.agent.logging import task_fields
+from taskpost.agent.outbox import Outbox
+from taskpost.agent.sendable import describe_problems, sendable_delay, sendable_tail, sendable_text
+from taskpost.agent.state import AgentState, RunningTask
+from taskpost.agent.workdir import make_private_dirs
+from taskpost.protocol import MAX_ERROR_TEXT_LENGTH, Outcome, TaskCompletion
+from taskpost.protocol.fields import MAX_NAME_LENGTH
 
 logger = logging.getLogger(__name__)
 

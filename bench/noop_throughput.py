@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
-from protocol import API_PREFIX
 from taskpost.launch import ChildProcess, LocalCoordinator, wait_until
+from taskpost.protocol import API_PREFIX
 
 
 def _seconds(stamp: str) -> float:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import jiwer
 
-from agent.handlers.base import MissingExtra
-from agent.media.filetypes import FileKind
-from agent.media.ocr_engines import ENGINE_FACTORIES, OcrEngine
-from agent.media.pages import PageReader
+from taskpost.agent.handlers.base import MissingExtra
+from taskpost.agent.media.filetypes import FileKind
+from taskpost.agent.media.ocr_engines import ENGINE_FACTORIES, OcrEngine
+from taskpost.agent.media.pages import PageReader
 from tests.media_fixtures import documents as media
 
 LINES_PER_PAGE = 36

@@ -39,8 +39,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from bench.pg_cluster import throwaway_cluster
-from protocol import API_PREFIX
 from taskpost.launch import ChildProcess, LocalCoordinator, wait_until
+from taskpost.protocol import API_PREFIX
 from tests.support.postgres import PostgresCluster
 
 BATCH = 500

@@ -28,10 +28,10 @@ from typing import Any
 
 import httpx
 
-from agent.handlers.transcription import load_audio
-from agent.media.whisper import CPU, WhisperModels
-from protocol import API_PREFIX
+from taskpost.agent.handlers.transcription import load_audio
+from taskpost.agent.media.whisper import CPU, WhisperModels
 from taskpost.launch import ChildProcess, LocalCoordinator, wait_until
+from taskpost.protocol import API_PREFIX
 from tests.media_fixtures import speech
 
 

@@ -3,7 +3,7 @@
 Depends on pydantic alone. Versioned under ``/api/v1``.
 """
 
-from protocol.admin import (
+from taskpost.protocol.admin import (
     DEFAULT_NAMESPACE,
     NAMESPACE_PATTERN,
     Health,
@@ -14,7 +14,7 @@ from protocol.admin import (
     Stats,
     WorkerPublic,
 )
-from protocol.enums import (
+from taskpost.protocol.enums import (
     REQUEUEABLE_STATES,
     TERMINAL_STATES,
     JobState,
@@ -23,8 +23,8 @@ from protocol.enums import (
     Role,
     WorkerType,
 )
-from protocol.errors import ErrorBody, ErrorDetail
-from protocol.fields import (
+from taskpost.protocol.errors import ErrorBody, ErrorDetail
+from taskpost.protocol.fields import (
     FILE_NAME_PATTERN,
     MAX_ERROR_TEXT_LENGTH,
     MAX_JSON_DEPTH,
@@ -32,7 +32,7 @@ from protocol.fields import (
     TASK_TYPE_PATTERN,
     is_safe_file_name,
 )
-from protocol.jobs import (
+from taskpost.protocol.jobs import (
     FILES_ROOT_LABEL,
     LOCAL_PATH_PARAM,
     FileInfo,
@@ -48,8 +48,8 @@ from protocol.jobs import (
     RetryPolicy,
     UploadPublic,
 )
-from protocol.request import RequestModel, utf8_safe
-from protocol.tasks import (
+from taskpost.protocol.request import RequestModel, utf8_safe
+from taskpost.protocol.tasks import (
     LEASE_HEADER,
     SHA256_HEADER,
     SHA256_PATTERN,

@@ -18,9 +18,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from protocol.enums import Role, WorkerType
-from protocol.fields import MAX_NAME_LENGTH, TaskType
-from protocol.request import RequestModel
+from taskpost.protocol.enums import Role, WorkerType
+from taskpost.protocol.fields import MAX_NAME_LENGTH, TaskType
+from taskpost.protocol.request import RequestModel
 
 NAMESPACE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 DEFAULT_NAMESPACE = "default"

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, StrictBool, StrictFloat
 
-from protocol.enums import JobState, Priority, WorkerType
-from protocol.fields import (
+from taskpost.protocol.enums import JobState, Priority, WorkerType
+from taskpost.protocol.fields import (
     MAX_ID_LENGTH,
     MAX_INPUTS,
     MAX_LABELS,
@@ -18,7 +18,7 @@ from protocol.fields import (
     Label,
     TaskType,
 )
-from protocol.request import RequestModel
+from taskpost.protocol.request import RequestModel
 
 LOCAL_PATH_PARAM = "local_path"
 """A job param naming a file on the agent's machine instead of an uploaded input."""

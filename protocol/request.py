@@ -18,7 +18,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from protocol.fields import MAX_JSON_DEPTH
+from taskpost.protocol.fields import MAX_JSON_DEPTH
 
 MAX_REPORTED_PROBLEMS = 20
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, StrictBool, StrictFloat
 
-from protocol.enums import Outcome, Priority, WorkerType
-from protocol.fields import (
+from taskpost.protocol.enums import Outcome, Priority, WorkerType
+from taskpost.protocol.fields import (
     MAX_ERROR_TEXT_LENGTH,
     MAX_LABELS,
     MAX_MESSAGE_LENGTH,
@@ -24,7 +24,7 @@ from protocol.fields import (
     Label,
     TaskType,
 )
-from protocol.request import RequestModel
+from taskpost.protocol.request import RequestModel
 
 LEASE_HEADER = "X-Lease-Token"
 SHA256_HEADER = "X-Content-SHA256"

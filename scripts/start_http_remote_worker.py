@@ -17,10 +17,25 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
-from agent.cli import main  # noqa: E402
+
+def _import_main_from_checkout():  # type: ignore[no-untyped-def]
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    import taskpost
+
+    if not (REPO_ROOT / "taskpost" / "agent").is_dir():
+        # A checkout without symbolic links (Git on Windows): taskpost.agent is ./agent.
+        taskpost.__path__.append(str(REPO_ROOT))
+    try:
+        from taskpost.agent.cli import main
+    except ModuleNotFoundError as exc:
+        sys.exit(
+            f"taskpost's dependencies are not installed ({exc}): run `pip install -e {REPO_ROOT}` "
+            "(add [stt,ocr,download,docs] for the media handlers), then start this script again."
+        )
+    return main
+
 
 if __name__ == "__main__":
-    main()
+    _import_main_from_checkout()()

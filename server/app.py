@@ -11,16 +11,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from protocol import API_PREFIX
-from server.api import routes_admin, routes_health, routes_jobs, routes_workers
-from server.api.auth import AuthMiddleware
-from server.api.errors import install_error_handlers
-from server.api.limits import BodyLimitMiddleware
-from server.api.openapi import install_openapi
-from server.coordinator import Coordinator
-from server.services import keys, reaper, replicas
-from server.settings import Settings
-from server.version import VERSION
+from taskpost.protocol import API_PREFIX
+from taskpost.server.api import routes_admin, routes_health, routes_jobs, routes_workers
+from taskpost.server.api.auth import AuthMiddleware
+from taskpost.server.api.errors import install_error_handlers
+from taskpost.server.api.limits import BodyLimitMiddleware
+from taskpost.server.api.openapi import install_openapi
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.services import keys, reaper, replicas
+from taskpost.server.settings import Settings
+from taskpost.server.version import VERSION
 
 logger = logging.getLogger(__name__)
 

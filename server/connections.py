@@ -29,7 +29,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-from server.api.errors import error_response
+from taskpost.server.api.errors import error_response
 
 logger = logging.getLogger(__name__)
 

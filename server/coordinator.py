@@ -7,10 +7,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from server.blobs import BlobStore, blob_store_from_settings
-from server.db.database import Database
-from server.notifier import Notifier, notifier_for
-from server.settings import Settings
+from taskpost.server.blobs import BlobStore, blob_store_from_settings
+from taskpost.server.db.database import Database
+from taskpost.server.notifier import Notifier, notifier_for
+from taskpost.server.settings import Settings
 
 # Built-in job types and the extra an agent needs to advertise each.
 BUILTIN_JOB_TYPES = {

@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 from typing import Protocol
 
-from server.db.database import Database
-from server.settings import Settings
+from taskpost.server.db.database import Database
+from taskpost.server.settings import Settings
 
 
 class Notifier(Protocol):
@@ -89,7 +89,7 @@ def notifier_for(db: Database, settings: Settings, *, job_changes: bool = False)
 
     ``job_changes`` picks the channel for held job reads instead of the one for held claims."""
     if db.dialect.name == "postgresql":
-        from server.notifier_postgres import JOB_CHANGES_CHANNEL, WORK_CHANNEL, PostgresNotifier
+        from taskpost.server.notifier_postgres import JOB_CHANGES_CHANNEL, WORK_CHANNEL, PostgresNotifier
 
         return PostgresNotifier(
             db.url,

@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
-from server.notifier import LocalNotifier
+from taskpost.server.notifier import LocalNotifier
 
 logger = logging.getLogger(__name__)
 

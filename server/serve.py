@@ -10,13 +10,18 @@ import socket
 
 import uvicorn
 
-from protocol.logs import configure_logging
-from server.app import create_app
-from server.connections import ConnectionLimits, connection_cap, limited_protocol, raise_open_file_limit
-from server.coordinator import Coordinator
-from server.db.database import Database
-from server.errors import TaskpostError
-from server.settings import Settings
+from taskpost.protocol.logs import configure_logging
+from taskpost.server.app import create_app
+from taskpost.server.connections import (
+    ConnectionLimits,
+    connection_cap,
+    limited_protocol,
+    raise_open_file_limit,
+)
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.db.database import Database
+from taskpost.server.errors import TaskpostError
+from taskpost.server.settings import Settings
 
 logger = logging.getLogger(__name__)
 

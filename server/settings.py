@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from protocol.logs import LOG_LEVELS, LogFormat
+from taskpost.protocol.logs import LOG_LEVELS, LogFormat
 
 MIN_ADMIN_KEY_LENGTH = 32
 

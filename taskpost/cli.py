@@ -11,17 +11,17 @@ from urllib.parse import urlencode
 import typer
 from pydantic import BaseModel
 
-from agent.cli import agent_command
-from protocol import Role
-from protocol.admin import FinishedState
-from protocol.logs import LogFormat
-from server.errors import TaskpostError
 from taskpost import render
+from taskpost.agent.cli import agent_command
 from taskpost.local import run_with_coordinator
+from taskpost.protocol import Role
+from taskpost.protocol.admin import FinishedState
+from taskpost.protocol.logs import LogFormat
 from taskpost.remote import CliError, RemoteCoordinator
+from taskpost.server.errors import TaskpostError
 
 if TYPE_CHECKING:
-    from server.coordinator import Coordinator
+    from taskpost.server.coordinator import Coordinator
 
 app = typer.Typer(help="Taskpost: a job system for media work over HTTP, no Redis.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -46,7 +46,7 @@ DatabaseUrl = Annotated[str | None, typer.Option(help="Database URL (TASKPOST_DA
 
 def _settings(data_dir: Path | None, database_url: str | None, **options: Any) -> Any:
     """The coordinator's settings: environment and .env, with the options given on the command line."""
-    from server.settings import Settings
+    from taskpost.server.settings import Settings
 
     overrides = {"data_dir": data_dir, "database_url": database_url, **options}
     return Settings(**{name: value for name, value in overrides.items() if value is not None})
@@ -89,7 +89,7 @@ def server(
     """Run the coordinator (SQLite under ./data by default)."""
     from pydantic import ValidationError
 
-    from server.serve import serve
+    from taskpost.server.serve import serve
 
     try:
         settings = _settings(
@@ -147,7 +147,7 @@ def keys_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a key and print it once; only its hash is kept."""
-    from server.services import keys
+    from taskpost.server.services import keys
 
     namespaces = namespace or []
     created = _call(
@@ -171,7 +171,7 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List keys: id, prefix, role, namespaces, created, last used, revoked."""
-    from server.services import keys
+    from taskpost.server.services import keys
 
     rows = _call(server_url, api_key, data_dir, database_url, ("GET", "/keys", None), keys.list_keys)
     typer.echo(json.dumps(rows, indent=2) if as_json else render.keys_table(rows))
@@ -186,7 +186,7 @@ def keys_revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a key; it stops working at once."""
-    from server.services import keys
+    from taskpost.server.services import keys
 
     revoked = _call(
         server_url, api_key, data_dir, database_url,
@@ -249,7 +249,7 @@ def info(
     ] = None,
 ) -> None:
     """Jobs per type, priority and state, and the registered agents (like ``rq info``)."""
-    from server.services.stats import stats as read_stats
+    from taskpost.server.services.stats import stats as read_stats
 
     path = f"/stats?{urlencode({'namespace': namespace})}" if namespace else "/stats"
     stats = _call(
@@ -280,9 +280,9 @@ def purge(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Delete finished jobs now, with their events and the files only they used."""
-    from protocol.admin import PurgeRequest
-    from server.services import retention
     from taskpost import purge as purging
+    from taskpost.protocol.admin import PurgeRequest
+    from taskpost.server.services import retention
 
     try:
         body = purging.request_body(state, purging.parse_duration(older_than), job_type)

@@ -16,7 +16,7 @@ from typing import Literal, TypeVar
 
 import httpx
 
-from protocol.logs import LogFormat
+from taskpost.protocol.logs import LogFormat
 
 T = TypeVar("T")
 

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from server.coordinator import Coordinator
-from server.settings import Settings
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.settings import Settings
 
 T = TypeVar("T")
 

@@ -39,7 +39,7 @@ def request_body(states: Sequence[str], older_than_s: float, job_type: str | Non
     """A ``PurgeRequest`` body, checked here so that the local database and HTTP fail alike."""
     from pydantic import ValidationError
 
-    from protocol.admin import PurgeRequest
+    from taskpost.protocol.admin import PurgeRequest
 
     body: dict[str, Any] = {
         "states": [str(state) for state in states],

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from protocol import API_PREFIX
+from taskpost.protocol import API_PREFIX
 
 
 class CliError(Exception):

@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from server.db.database import Database
-from server.db.migrate import SchemaState, UpgradeReport
-from server.settings import Settings
+from taskpost.server.db.database import Database
+from taskpost.server.db.migrate import SchemaState, UpgradeReport
+from taskpost.server.settings import Settings
 
 T = TypeVar("T")
 

@@ -1,6 +1,8 @@
-"""Task handlers, found through the entry-point group ``taskpost.handlers``.
+"""Task handlers: the built-in ones, and third parties' found through the entry-point group
+``taskpost.handlers``.
 
-A package adds a task type by declaring, in its ``pyproject.toml``::
+The built-in handlers are listed here, not in package metadata, so that they load from a checkout
+that was never installed. A package adds a task type by declaring, in its ``pyproject.toml``::
 
     [project.entry-points."taskpost.handlers"]
     ocr = "my_package.ocr:OcrHandler"
@@ -16,9 +18,9 @@ import logging
 from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 
-from agent.errors import ConfigError
-from agent.handlers.base import CancelReason, Handler, HandlerError, MissingExtra, TaskContext
-from agent.handlers.requirements import install_hint, missing_requirements
+from taskpost.agent.errors import ConfigError
+from taskpost.agent.handlers.base import CancelReason, Handler, HandlerError, MissingExtra, TaskContext
+from taskpost.agent.handlers.requirements import install_hint, missing_requirements
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -32,6 +34,17 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "taskpost.handlers"
+
+BUILTIN_HANDLERS = tuple(
+    EntryPoint(name, f"taskpost.agent.handlers.{value}", ENTRY_POINT_GROUP)
+    for name, value in (
+        ("noop", "noop:NoopHandler"),
+        ("transcription", "transcription:TranscriptionHandler"),
+        ("ocr", "ocr:OcrHandler"),
+        ("url_audio", "url_audio:UrlAudioHandler"),
+        ("document", "document:DocumentHandler"),
+    )
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +81,15 @@ def _load(entry_point: EntryPoint) -> Handler | str:
 def discover_handlers(
     wanted: Iterable[str] = (), *, eps: Iterable[EntryPoint] | None = None
 ) -> dict[str, Handler]:
-    """Handlers by task type: every installed one, or only those in ``wanted``.
+    """Handlers by task type: the built-in ones and every installed plugin, or only those in
+    ``wanted``. ``eps`` replaces both (for tests).
 
     Raises ``ConfigError`` when a wanted task type has no loadable handler.
     """
     wanted_set = set(wanted)
     found: dict[str, Handler] = {}
     skipped: dict[str, str] = {}
-    points = entry_points(group=ENTRY_POINT_GROUP) if eps is None else eps
+    points = [*BUILTIN_HANDLERS, *entry_points(group=ENTRY_POINT_GROUP)] if eps is None else eps
     for ep in points:
         if wanted_set and ep.name not in wanted_set:
             continue

@@ -17,11 +17,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from agent.workdir import make_private_dirs
-from protocol import WorkerType
+from taskpost.agent.workdir import make_private_dirs
+from taskpost.protocol import WorkerType
 
 if TYPE_CHECKING:
-    from agent.settings import AgentSettings
+    from taskpost.agent.settings import AgentSettings
 
 
 class CancelReason(StrEnum):

@@ -17,17 +17,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from agent.handlers.base import HandlerError, TaskContext
-from agent.media.docx_markdown import docx_document
-from agent.media.filetypes import FileKind, detect_kind, read_text
-from agent.media.markdown import Converted, html_document, pages_document, text_document
-from agent.media.ocr_engines import ENGINES, EngineCache, OcrEngine
-from agent.media.pages import PageReader, parse_dpi, read_pages
-from agent.media.sources import media_input
-from agent.workdir import write_private_text
+from taskpost.agent.handlers.base import HandlerError, TaskContext
+from taskpost.agent.media.docx_markdown import docx_document
+from taskpost.agent.media.filetypes import FileKind, detect_kind, read_text
+from taskpost.agent.media.markdown import Converted, html_document, pages_document, text_document
+from taskpost.agent.media.ocr_engines import ENGINES, EngineCache, OcrEngine
+from taskpost.agent.media.pages import PageReader, parse_dpi, read_pages
+from taskpost.agent.media.sources import media_input
+from taskpost.agent.workdir import write_private_text
 
 if TYPE_CHECKING:
-    from agent.settings import AgentSettings
+    from taskpost.agent.settings import AgentSettings
 
 SUPPORTED = "PDF, DOCX, HTML or plain text"
 

@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.handlers.base import HandlerError, TaskContext
-from agent.workdir import write_private_text
+from taskpost.agent.handlers.base import HandlerError, TaskContext
+from taskpost.agent.workdir import write_private_text
 
 if TYPE_CHECKING:
-    from agent.settings import AgentSettings
+    from taskpost.agent.settings import AgentSettings
 
 STEP_S = 0.05
 

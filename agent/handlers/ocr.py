@@ -19,15 +19,15 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from agent.handlers.base import HandlerError, TaskContext
-from agent.media.filetypes import FileKind, detect_kind
-from agent.media.ocr_engines import ENGINES, EngineCache, OcrEngine, default_engine_name
-from agent.media.pages import PageReader, PageText, parse_dpi, read_pages
-from agent.media.sources import media_input
-from agent.workdir import write_private_text
+from taskpost.agent.handlers.base import HandlerError, TaskContext
+from taskpost.agent.media.filetypes import FileKind, detect_kind
+from taskpost.agent.media.ocr_engines import ENGINES, EngineCache, OcrEngine, default_engine_name
+from taskpost.agent.media.pages import PageReader, PageText, parse_dpi, read_pages
+from taskpost.agent.media.sources import media_input
+from taskpost.agent.workdir import write_private_text
 
 if TYPE_CHECKING:
-    from agent.settings import AgentSettings
+    from taskpost.agent.settings import AgentSettings
 
 logger = logging.getLogger(__name__)
 

@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from agent.handlers.base import HandlerError, TaskContext
-from agent.media.download import parse_limits
-from agent.media.fetch import fetch_media
-from agent.media.progress import ProgressWindow
-from agent.media.sources import media_input
-from agent.media.whisper import (
+from taskpost.agent.handlers.base import HandlerError, TaskContext
+from taskpost.agent.media.download import parse_limits
+from taskpost.agent.media.fetch import fetch_media
+from taskpost.agent.media.progress import ProgressWindow
+from taskpost.agent.media.sources import media_input
+from taskpost.agent.media.whisper import (
     ENGLISH_MODEL,
     MULTILINGUAL_MODEL,
     PACKAGED_MODELS,
@@ -43,11 +43,11 @@ from agent.media.whisper import (
     faster_whisper,
     shared_models,
 )
-from agent.workdir import write_private_text
-from protocol import LOCAL_PATH_PARAM
+from taskpost.agent.workdir import write_private_text
+from taskpost.protocol import LOCAL_PATH_PARAM
 
 if TYPE_CHECKING:
-    from agent.settings import AgentSettings
+    from taskpost.agent.settings import AgentSettings
 
 SAMPLE_RATE = 16_000
 MAX_BEAM_SIZE = 32

@@ -27,16 +27,16 @@ import logging
 import shutil
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from agent.handlers.base import HandlerError, MissingExtra, TaskContext
-from agent.media.download import download_audio, parse_limits, require_ffmpeg
-from agent.media.download_errors import yt_dlp
-from agent.media.progress import ProgressWindow
-from agent.media.whisper import STT_REQUIRES
-from agent.workdir import PRIVATE_FILE_MODE, write_private_text
+from taskpost.agent.handlers.base import HandlerError, MissingExtra, TaskContext
+from taskpost.agent.media.download import download_audio, parse_limits, require_ffmpeg
+from taskpost.agent.media.download_errors import yt_dlp
+from taskpost.agent.media.progress import ProgressWindow
+from taskpost.agent.media.whisper import STT_REQUIRES
+from taskpost.agent.workdir import PRIVATE_FILE_MODE, write_private_text
 
 if TYPE_CHECKING:
-    from agent.handlers.transcription import TranscriptionHandler
-    from agent.settings import AgentSettings
+    from taskpost.agent.handlers.transcription import TranscriptionHandler
+    from taskpost.agent.settings import AgentSettings
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class UrlAudioHandler:
         require_ffmpeg()
         if self.transcriber is not None:
             return
-        from agent.handlers.transcription import TranscriptionHandler
+        from taskpost.agent.handlers.transcription import TranscriptionHandler
 
         transcriber = TranscriptionHandler()
         transcriber.setup(settings)

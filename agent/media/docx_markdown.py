@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.handlers.base import HandlerError, MissingExtra
-from agent.media.markdown import Converted, Heading, tidy
+from taskpost.agent.handlers.base import HandlerError, MissingExtra
+from taskpost.agent.media.markdown import Converted, Heading, tidy
 
 if TYPE_CHECKING:
     from docx.table import Table

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.handlers.base import HandlerError
-from agent.media.download_errors import classify, final_error, too_large, too_long, yt_dlp
-from agent.workdir import make_private_dirs
+from taskpost.agent.handlers.base import HandlerError
+from taskpost.agent.media.download_errors import classify, final_error, too_large, too_long, yt_dlp
+from taskpost.agent.workdir import make_private_dirs
 
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 Progress = Callable[[float | None, str], None]

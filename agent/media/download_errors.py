@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.handlers.base import HandlerError
-from agent.media.extras import require
+from taskpost.agent.handlers.base import HandlerError
+from taskpost.agent.media.extras import require
 
 _PRIVATE = re.compile(
     r"private video|video is private|sign in|\blog ?in\b|members[- ]only|registered users"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from agent.handlers.base import MissingExtra
+from taskpost.agent.handlers.base import MissingExtra
 
 
 def require(module: str, extra: str, *, package: str | None = None) -> Any:

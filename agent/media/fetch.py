@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from agent.handlers.base import HandlerError
-from agent.media.download import (
+from taskpost.agent.handlers.base import HandlerError
+from taskpost.agent.media.download import (
     Downloaded,
     Limits,
     Logger,
@@ -31,8 +31,8 @@ from agent.media.download import (
     download_audio,
     probe_duration,
 )
-from agent.media.download_errors import http_status_error, too_large, too_long
-from agent.workdir import make_private_dirs, open_private
+from taskpost.agent.media.download_errors import http_status_error, too_large, too_long
+from taskpost.agent.workdir import make_private_dirs, open_private
 
 _MEDIA_EXTENSIONS = (
     "aac aif aiff amr flac m4a m4v mka mkv mov mp2 mp3 mp4 mpeg mpg oga ogg opus wav weba webm wma wmv"

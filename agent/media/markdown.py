@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent.handlers.base import HandlerError, MissingExtra
-from agent.media.pages import PageText
+from taskpost.agent.handlers.base import HandlerError, MissingExtra
+from taskpost.agent.media.pages import PageText
 
 if TYPE_CHECKING:
     from bs4 import BeautifulSoup

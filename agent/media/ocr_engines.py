@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agent.handlers.base import HandlerError, MissingExtra
-from agent.media.extras import require
-from protocol import WorkerType
+from taskpost.agent.handlers.base import HandlerError, MissingExtra
+from taskpost.agent.media.extras import require
+from taskpost.protocol import WorkerType
 
 if TYPE_CHECKING:
     from PIL.Image import Image

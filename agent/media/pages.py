@@ -13,10 +13,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from agent.handlers.base import HandlerError, MissingExtra, TaskContext
-from agent.media.filetypes import FileKind
-from agent.media.ocr_engines import Line, OcrEngine
-from agent.media.pdf import PdfFile
+from taskpost.agent.handlers.base import HandlerError, MissingExtra, TaskContext
+from taskpost.agent.media.filetypes import FileKind
+from taskpost.agent.media.ocr_engines import Line, OcrEngine
+from taskpost.agent.media.pdf import PdfFile
 
 if TYPE_CHECKING:
     from PIL.Image import Image

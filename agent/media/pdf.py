@@ -6,8 +6,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from agent.handlers.base import HandlerError
-from agent.media.extras import require
+from taskpost.agent.handlers.base import HandlerError
+from taskpost.agent.media.extras import require
 
 if TYPE_CHECKING:
     from PIL.Image import Image

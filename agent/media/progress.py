@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.handlers.base import TaskContext
+from taskpost.agent.handlers.base import TaskContext
 
 
 class ProgressWindow(TaskContext):

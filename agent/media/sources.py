@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.handlers.base import HandlerError, TaskContext
-from protocol import LOCAL_PATH_PARAM
+from taskpost.agent.handlers.base import HandlerError, TaskContext
+from taskpost.protocol import LOCAL_PATH_PARAM
 
 
 def media_input(ctx: TaskContext) -> Path:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.handlers.base import HandlerError, MissingExtra
-from agent.media.extras import require
-from agent.workdir import make_private_dirs, open_private
-from protocol import WorkerType
+from taskpost.agent.handlers.base import HandlerError, MissingExtra
+from taskpost.agent.media.extras import require
+from taskpost.agent.workdir import make_private_dirs, open_private
+from taskpost.protocol import WorkerType
 
 ENGLISH_MODEL = "tiny.en"
 MULTILINGUAL_MODEL = "base"

@@ -15,11 +15,11 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from protocol import API_PREFIX
-from server.api.errors import database_unavailable_response, error_response
-from server.coordinator import Coordinator
-from server.errors import DatabaseUnavailable, TooManyAuthFailures
-from server.services import principals
+from taskpost.protocol import API_PREFIX
+from taskpost.server.api.errors import database_unavailable_response, error_response
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.errors import DatabaseUnavailable, TooManyAuthFailures
+from taskpost.server.services import principals
 
 logger = logging.getLogger(__name__)
 

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from protocol import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, Role
-from server.api.auth import PRINCIPAL_SCOPE_KEY
-from server.coordinator import Coordinator, WorkerRoute
-from server.errors import Forbidden, NotAuthenticated
-from server.services import workers
-from server.services.principals import Principal
+from taskpost.protocol import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, Role
+from taskpost.server.api.auth import PRINCIPAL_SCOPE_KEY
+from taskpost.server.coordinator import Coordinator, WorkerRoute
+from taskpost.server.errors import Forbidden, NotAuthenticated
+from taskpost.server.services import workers
+from taskpost.server.services.principals import Principal
 
 
 def get_coordinator(request: Request) -> Coordinator:

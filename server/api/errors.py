@@ -17,9 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
-from protocol import ErrorBody, ErrorDetail, utf8_safe
-from server.api.allow import documented_methods
-from server.errors import DatabaseUnavailable, TaskpostError
+from taskpost.protocol import ErrorBody, ErrorDetail, utf8_safe
+from taskpost.server.api.allow import documented_methods
+from taskpost.server.errors import DatabaseUnavailable, TaskpostError
 
 logger = logging.getLogger(__name__)
 

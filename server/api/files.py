@@ -14,10 +14,10 @@ from fastapi import Path, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.responses import Response
 
-from protocol import is_safe_file_name
-from protocol.fields import FILE_NAME_PATTERN, MAX_FILE_NAME_LENGTH, RESERVED_FILE_NAMES
-from server.coordinator import Coordinator
-from server.errors import FileNotFound, InvalidParams
+from taskpost.protocol import is_safe_file_name
+from taskpost.protocol.fields import FILE_NAME_PATTERN, MAX_FILE_NAME_LENGTH, RESERVED_FILE_NAMES
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.errors import FileNotFound, InvalidParams
 
 FILE_NAME_SCHEMA: dict[str, Any] = {
     "minLength": 1,

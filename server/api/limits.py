@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from protocol import API_PREFIX
-from server.api.errors import error_response
-from server.errors import PayloadTooLarge
+from taskpost.protocol import API_PREFIX
+from taskpost.server.api.errors import error_response
+from taskpost.server.errors import PayloadTooLarge
 
 _FILE_ROUTES = (
     ("POST", re.compile(re.escape(API_PREFIX) + r"/uploads/?")),

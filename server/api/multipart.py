@@ -16,11 +16,11 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from protocol import JobCreate
-from server.api import files
-from server.errors import BadRequest, InvalidParams, PayloadTooLarge
-from server.services.uploads import StagedFiles
-from server.settings import Settings
+from taskpost.protocol import JobCreate
+from taskpost.server.api import files
+from taskpost.server.errors import BadRequest, InvalidParams, PayloadTooLarge
+from taskpost.server.services.uploads import StagedFiles
+from taskpost.server.settings import Settings
 
 JOB_FIELD = "job"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from protocol import API_PREFIX, ErrorBody, JobCreate
+from taskpost.protocol import API_PREFIX, ErrorBody, JobCreate
 
 SECURITY_SCHEMES: dict[str, dict[str, str]] = {
     "bearerKey": {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from protocol import KeyCreate, KeyCreated, KeyPublic, Stats, WorkerPublic
-from protocol.admin import PurgeRequest, PurgeResult
-from server.api.deps import AdminDep, CoordinatorDep, JobScopeDep, NamespaceQuery
-from server.services import keys, retention, stats, workers
+from taskpost.protocol import KeyCreate, KeyCreated, KeyPublic, Stats, WorkerPublic
+from taskpost.protocol.admin import PurgeRequest, PurgeResult
+from taskpost.server.api.deps import AdminDep, CoordinatorDep, JobScopeDep, NamespaceQuery
+from taskpost.server.services import keys, retention, stats, workers
 
 router = APIRouter(tags=["admin"])
 

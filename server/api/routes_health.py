@@ -9,11 +9,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from protocol import Health
-from server.api.deps import CoordinatorDep
-from server.errors import DatabaseUnavailable
-from server.services.workers import list_workers
-from server.version import VERSION
+from taskpost.protocol import Health
+from taskpost.server.api.deps import CoordinatorDep
+from taskpost.server.errors import DatabaseUnavailable
+from taskpost.server.services.workers import list_workers
+from taskpost.server.version import VERSION
 
 router = APIRouter(tags=["health"])
 

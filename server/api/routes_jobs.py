@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from protocol import (
+from taskpost.protocol import (
     SHA256_HEADER,
     SHA256_PATTERN,
     JobBatchCreate,
@@ -22,10 +22,10 @@ from protocol import (
     JobSubmitted,
     UploadPublic,
 )
-from server.api import files, multipart, openapi
-from server.api.deps import CoordinatorDep, JobScopeDep, TargetNamespaceDep
-from server.errors import InvalidParams
-from server.services import job_types, jobs, submissions, uploads
+from taskpost.server.api import files, multipart, openapi
+from taskpost.server.api.deps import CoordinatorDep, JobScopeDep, TargetNamespaceDep
+from taskpost.server.errors import InvalidParams
+from taskpost.server.services import job_types, jobs, submissions, uploads
 
 router = APIRouter(tags=["jobs"])
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, status
 from starlette.responses import Response
 
-from protocol import (
+from taskpost.protocol import (
     LEASE_HEADER,
     SHA256_HEADER,
     SHA256_PATTERN,
@@ -22,10 +22,10 @@ from protocol import (
     WorkerRegister,
     WorkerRegistered,
 )
-from server.api import files, openapi
-from server.api.deps import CoordinatorDep, WorkerDep, WorkerRouteDep
-from server.errors import FileNotFound
-from server.services import claims, leases, uploads, workers
+from taskpost.server.api import files, openapi
+from taskpost.server.api.deps import CoordinatorDep, WorkerDep, WorkerRouteDep
+from taskpost.server.errors import FileNotFound
+from taskpost.server.services import claims, leases, uploads, workers
 
 router = APIRouter(tags=["agents"])
 

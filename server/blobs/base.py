@@ -7,7 +7,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from server.errors import PayloadTooLarge
+from taskpost.server.errors import PayloadTooLarge
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from server.blobs.base import BlobStore
-from server.blobs.local import LocalBlobStore
-from server.settings import Settings
+from taskpost.server.blobs.base import BlobStore
+from taskpost.server.blobs.local import LocalBlobStore
+from taskpost.server.settings import Settings
 
 
 def blob_store_from_settings(settings: Settings) -> BlobStore:
     """``S3BlobStore`` when ``blob_url`` is set (aiobotocore imported only then), else ``LocalBlobStore``."""
     if settings.blob_url is None:
         return LocalBlobStore(settings.resolved_blob_dir())
-    from server.blobs.s3 import S3BlobStore, S3Location, S3Options
+    from taskpost.server.blobs.s3 import S3BlobStore, S3Location, S3Options
 
     secret = settings.s3_secret_access_key
     options = S3Options(

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-from server.blobs.base import Measured, StoredBlob
+from taskpost.server.blobs.base import Measured, StoredBlob
 
 # Blobs are the clients' files: only the coordinator's user may read them.
 _DIR_MODE = 0o700

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from server.blobs.base import Measured, StoredBlob
-from server.errors import PayloadTooLarge
+from taskpost.server.blobs.base import Measured, StoredBlob
+from taskpost.server.errors import PayloadTooLarge
 
 if TYPE_CHECKING:
     from aiobotocore.session import AioSession

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from server.db import migrate
-from server.db import models as _models  # noqa: F401  (registers the tables)
-from server.db.dialects import ConnectionOptions, Dialect, dialect_for_url, driver_url
-from server.db.unavailable import unavailable_on_connection_errors
+from taskpost.server.db import migrate
+from taskpost.server.db import models as _models  # noqa: F401  (registers the tables)
+from taskpost.server.db.dialects import ConnectionOptions, Dialect, dialect_for_url, driver_url
+from taskpost.server.db.unavailable import unavailable_on_connection_errors
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from taskpost.server.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 
-from server.errors import TaskpostError
+from taskpost.server.errors import TaskpostError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # pg_advisory_xact_lock key of the upgrade: "taskpost" in ASCII, a number no other tool picks.

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from protocol import DEFAULT_NAMESPACE
+from taskpost.protocol import DEFAULT_NAMESPACE
 
 FINISHED_ROWS = text("ended_at IS NOT NULL")
 """The rows of finished jobs: a job gets ``ended_at`` when it finishes."""

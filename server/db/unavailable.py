@@ -22,8 +22,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.db.dialects.base import ConnectionOptions
-from server.errors import DatabaseUnavailable
+from taskpost.server.db.dialects.base import ConnectionOptions
+from taskpost.server.errors import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol import JobState
-from server.blobs import StoredBlob
-from server.db.models import AttemptOutput
-from server.services import blob_refs
-from server.services.jobs import JOBS
+from taskpost.protocol import JobState
+from taskpost.server.blobs import StoredBlob
+from taskpost.server.db.models import AttemptOutput
+from taskpost.server.services import blob_refs
+from taskpost.server.services.jobs import JOBS
 
 PENDING = AttemptOutput.__table__  # type: ignore[attr-defined]
 

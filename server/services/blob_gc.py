@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.coordinator import Coordinator
-from server.services import attempt_outputs, blob_refs
-from server.services.blob_refs import BLOBS
-from server.services.jobs import UPLOADS
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.services import attempt_outputs, blob_refs
+from taskpost.server.services.blob_refs import BLOBS
+from taskpost.server.services.jobs import UPLOADS
 
 logger = logging.getLogger(__name__)
 

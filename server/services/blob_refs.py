@@ -26,10 +26,10 @@ from contextlib import asynccontextmanager
 from sqlalchemy import bindparam, delete, func, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.blobs import StoredBlob
-from server.coordinator import Coordinator
-from server.db.models import Blob
-from server.errors import UploadTooSlow
+from taskpost.server.blobs import StoredBlob
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.db.models import Blob
+from taskpost.server.errors import UploadTooSlow
 
 BLOBS = Blob.__table__  # type: ignore[attr-defined]
 

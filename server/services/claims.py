@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol import ClaimedTask, ClaimResponse, JobState, Priority, TaskCompletion
-from server.coordinator import Coordinator, WorkerRoute
-from server.services import events, workers
-from server.services.convert import require_datetime
-from server.services.jobs import JOBS
-from server.services.leases import complete
+from taskpost.protocol import ClaimedTask, ClaimResponse, JobState, Priority, TaskCompletion
+from taskpost.server.coordinator import Coordinator, WorkerRoute
+from taskpost.server.services import events, workers
+from taskpost.server.services.convert import require_datetime
+from taskpost.server.services.jobs import JOBS
+from taskpost.server.services.leases import complete
 
 logger = logging.getLogger(__name__)
 

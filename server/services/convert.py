@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from protocol import FileInfo, JobError, JobPublic, JobState, Priority, WorkerType
+from taskpost.protocol import FileInfo, JobError, JobPublic, JobState, Priority, WorkerType
 
 
 def to_datetime(timestamp: float | None) -> datetime | None:

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol import JobEventPublic
-from server.db.models import JobEvent
-from server.services.convert import require_datetime
+from taskpost.protocol import JobEventPublic
+from taskpost.server.db.models import JobEvent
+from taskpost.server.services.convert import require_datetime
 
 EVENTS = JobEvent.__table__  # type: ignore[attr-defined]
 

@@ -17,9 +17,9 @@ from typing import Any
 from pydantic_core import PydanticSerializationError
 from sqlalchemy import Select, Text, cast, select
 
-from protocol import JobPublic
-from server.db.models import Job
-from server.services.convert import job_public
+from taskpost.protocol import JobPublic
+from taskpost.server.db.models import Job
+from taskpost.server.services.convert import job_public
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol import TASK_TYPE_PATTERN
-from server.coordinator import BUILTIN_JOB_TYPES, Coordinator
-from server.db.models import KnownJobType
-from server.errors import InvalidParams, UnknownJobType
+from taskpost.protocol import TASK_TYPE_PATTERN
+from taskpost.server.coordinator import BUILTIN_JOB_TYPES, Coordinator
+from taskpost.server.db.models import KnownJobType
+from taskpost.server.errors import InvalidParams, UnknownJobType
 
 JOB_TYPES = KnownJobType.__table__  # type: ignore[attr-defined]
 

@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol import REQUEUEABLE_STATES, JobEventPublic, JobPage, JobPublic, JobState
-from server.coordinator import Coordinator
-from server.db.models import Job, Upload
-from server.errors import FileNotFound, InvalidParams, InvalidState, JobNotFound
-from server.services import events
-from server.services.job_rows import decoded, job_select, public_job, public_jobs
+from taskpost.protocol import REQUEUEABLE_STATES, JobEventPublic, JobPage, JobPublic, JobState
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.db.models import Job, Upload
+from taskpost.server.errors import FileNotFound, InvalidParams, InvalidState, JobNotFound
+from taskpost.server.services import events
+from taskpost.server.services.job_rows import decoded, job_select, public_job, public_jobs
 
 JOBS = Job.__table__  # type: ignore[attr-defined]
 UPLOADS = Upload.__table__  # type: ignore[attr-defined]

@@ -13,12 +13,12 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, KeyCreated, KeyPublic, Role
-from server.coordinator import Coordinator
-from server.db.models import ApiKey
-from server.errors import InvalidParams, KeyNotFound, OwnKey
-from server.services import key_hashes
-from server.services.convert import require_datetime, to_datetime
+from taskpost.protocol import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, KeyCreated, KeyPublic, Role
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.db.models import ApiKey
+from taskpost.server.errors import InvalidParams, KeyNotFound, OwnKey
+from taskpost.server.services import key_hashes
+from taskpost.server.services.convert import require_datetime, to_datetime
 
 KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol import (
+from taskpost.protocol import (
     CompletionAck,
     HeartbeatResponse,
     JobState,
@@ -24,12 +24,12 @@ from protocol import (
     TaskLeaseStatus,
     TaskProgress,
 )
-from server.coordinator import Coordinator, WorkerRoute
-from server.errors import JobNotFound, StaleLease
-from server.services import attempt_outputs, events, workers
-from server.services.convert import require_datetime
-from server.services.jobs import JOBS
-from server.services.transitions import (
+from taskpost.server.coordinator import Coordinator, WorkerRoute
+from taskpost.server.errors import JobNotFound, StaleLease
+from taskpost.server.services import attempt_outputs, events, workers
+from taskpost.server.services.convert import require_datetime
+from taskpost.server.services.jobs import JOBS
+from taskpost.server.services.transitions import (
     ATTEMPT_COLUMNS,
     ATTEMPT_OVER,
     WAITING_AGAIN,

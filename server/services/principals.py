@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from protocol import Role
-from server.coordinator import Coordinator
-from server.errors import NotAuthenticated
-from server.services import key_hashes
-from server.services.keys import KEYS, namespaces_of
+from taskpost.protocol import Role
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.errors import NotAuthenticated
+from taskpost.server.services import key_hashes
+from taskpost.server.services.keys import KEYS, namespaces_of
 
 # last_used_at is informative; writing it on every request would double the writes.
 _LAST_USED_PRECISION_S = 60.0

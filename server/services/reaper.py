@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy import and_, select, update
 
-from protocol import JobState
-from server.coordinator import Coordinator
-from server.services import attempt_outputs, blob_gc, events, replicas, retention
-from server.services.jobs import JOBS
-from server.services.transitions import ATTEMPT_COLUMNS, AttemptFailure, after_failure
+from taskpost.protocol import JobState
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.services import attempt_outputs, blob_gc, events, replicas, retention
+from taskpost.server.services.jobs import JOBS
+from taskpost.server.services.transitions import ATTEMPT_COLUMNS, AttemptFailure, after_failure
 
 logger = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol import JobState
-from server.coordinator import Coordinator
-from server.db.models import CoordinatorReplica
-from server.services.jobs import JOBS
+from taskpost.protocol import JobState
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.db.models import CoordinatorReplica
+from taskpost.server.services.jobs import JOBS
 
 logger = logging.getLogger(__name__)
 

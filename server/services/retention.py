@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Text, and_, cast, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol import JobState
-from protocol.admin import PurgeRequest, PurgeResult
-from server.coordinator import Coordinator
-from server.services import attempt_outputs, blob_refs
-from server.services.convert import require_datetime
-from server.services.events import EVENTS
-from server.services.jobs import JOBS
+from taskpost.protocol import JobState
+from taskpost.protocol.admin import PurgeRequest, PurgeResult
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.services import attempt_outputs, blob_refs
+from taskpost.server.services.convert import require_datetime
+from taskpost.server.services.events import EVENTS
+from taskpost.server.services.jobs import JOBS
 
 logger = logging.getLogger(__name__)
 

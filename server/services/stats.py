@@ -6,10 +6,10 @@ from collections import Counter
 
 from sqlalchemy import func, select
 
-from protocol import Priority, QueueCount, Stats
-from server.coordinator import Coordinator
-from server.services import workers
-from server.services.jobs import JOBS
+from taskpost.protocol import Priority, QueueCount, Stats
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.services import workers
+from taskpost.server.services.jobs import JOBS
 
 
 async def stats(coord: Coordinator, scope: str | None = None) -> Stats:

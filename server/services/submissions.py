@@ -16,7 +16,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol import (
+from taskpost.protocol import (
     FILES_ROOT_LABEL,
     LOCAL_PATH_PARAM,
     JobCreate,
@@ -24,12 +24,12 @@ from protocol import (
     JobState,
     RetryPolicy,
 )
-from protocol.fields import MAX_INPUTS
-from server.coordinator import Coordinator
-from server.errors import InvalidParams, UploadNotFound
-from server.services import blob_refs, job_types
-from server.services.job_rows import decoded, job_select, public_job
-from server.services.jobs import JOBS, UPLOADS
+from taskpost.protocol.fields import MAX_INPUTS
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.errors import InvalidParams, UploadNotFound
+from taskpost.server.services import blob_refs, job_types
+from taskpost.server.services.job_rows import decoded, job_select, public_job
+from taskpost.server.services.jobs import JOBS, UPLOADS
 
 
 def _check_local_path(spec: JobCreate) -> None:

@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from protocol import JobState
-from server.services.backoff import retry_delay_s
-from server.services.jobs import JOBS
+from taskpost.protocol import JobState
+from taskpost.server.services.backoff import retry_delay_s
+from taskpost.server.services.jobs import JOBS
 
 # What after_failure reads of a job, plus who held it.
 ATTEMPT_COLUMNS = (

@@ -15,12 +15,12 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from protocol import SHA256_HEADER, FileInfo, UploadPublic
-from server.blobs import StoredBlob
-from server.coordinator import Coordinator
-from server.errors import InvalidParams
-from server.services import attempt_outputs, blob_refs, leases
-from server.services.jobs import UPLOADS
+from taskpost.protocol import SHA256_HEADER, FileInfo, UploadPublic
+from taskpost.server.blobs import StoredBlob
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.errors import InvalidParams
+from taskpost.server.services import attempt_outputs, blob_refs, leases
+from taskpost.server.services.jobs import UPLOADS
 
 
 def check_digest(blob: StoredBlob, declared: str | None) -> None:

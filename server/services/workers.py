@@ -8,14 +8,22 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol import Cadence, JobState, Role, WorkerPublic, WorkerRegister, WorkerRegistered, WorkerType
-from server.coordinator import Coordinator, WorkerFacts, WorkerRoute
-from server.db.models import Worker
-from server.errors import Forbidden, WorkerNotFound
-from server.services import job_types
-from server.services.convert import require_datetime
-from server.services.jobs import JOBS
-from server.services.keys import KEYS, namespaces_of
+from taskpost.protocol import (
+    Cadence,
+    JobState,
+    Role,
+    WorkerPublic,
+    WorkerRegister,
+    WorkerRegistered,
+    WorkerType,
+)
+from taskpost.server.coordinator import Coordinator, WorkerFacts, WorkerRoute
+from taskpost.server.db.models import Worker
+from taskpost.server.errors import Forbidden, WorkerNotFound
+from taskpost.server.services import job_types
+from taskpost.server.services.convert import require_datetime
+from taskpost.server.services.jobs import JOBS
+from taskpost.server.services.keys import KEYS, namespaces_of
 
 WORKERS = Worker.__table__  # type: ignore[attr-defined]
 

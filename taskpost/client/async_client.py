@@ -13,7 +13,11 @@ from typing import Any
 import httpx
 import tenacity
 
-from protocol import (
+from taskpost.client import downloads, requests, retries
+from taskpost.client.errors import JobFailed, ServerUnavailable, WaitTimedOut, error_from_response
+from taskpost.client.requests import Call, FileSource
+from taskpost.client.sync import WAIT_STEP_S
+from taskpost.protocol import (
     SHA256_HEADER,
     JobBatchSubmitted,
     JobCreate,
@@ -25,10 +29,6 @@ from protocol import (
     Stats,
     WorkerType,
 )
-from taskpost.client import downloads, requests, retries
-from taskpost.client.errors import JobFailed, ServerUnavailable, WaitTimedOut, error_from_response
-from taskpost.client.requests import Call, FileSource
-from taskpost.client.sync import WAIT_STEP_S
 
 
 class AsyncClient:

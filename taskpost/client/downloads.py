@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from protocol import SHA256_HEADER, FileInfo
 from taskpost.client.errors import ChecksumMismatch, InvalidParams
+from taskpost.protocol import SHA256_HEADER, FileInfo
 
 
 def target(directory: Path, output: FileInfo) -> Path:

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from protocol import JobPublic
+from taskpost.protocol import JobPublic
 
 
 class TaskpostError(Exception):

@@ -17,8 +17,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from protocol import API_PREFIX, JobBatchCreate, JobCreate, JobState, Priority, WorkerType
 from taskpost.client.errors import error_from_response
+from taskpost.protocol import API_PREFIX, JobBatchCreate, JobCreate, JobState, Priority, WorkerType
 
 FileSource = Path | str | bytes
 """A file to upload: a path on this machine, or its bytes."""

@@ -13,7 +13,10 @@ from typing import Any
 import httpx
 import tenacity
 
-from protocol import (
+from taskpost.client import downloads, requests, retries
+from taskpost.client.errors import JobFailed, ServerUnavailable, WaitTimedOut, error_from_response
+from taskpost.client.requests import Call, FileSource
+from taskpost.protocol import (
     SHA256_HEADER,
     JobBatchSubmitted,
     JobCreate,
@@ -25,9 +28,6 @@ from protocol import (
     Stats,
     WorkerType,
 )
-from taskpost.client import downloads, requests, retries
-from taskpost.client.errors import JobFailed, ServerUnavailable, WaitTimedOut, error_from_response
-from taskpost.client.requests import Call, FileSource
 
 WAIT_STEP_S = 20.0
 """How long one ``GET ?wait_s=`` of ``wait`` asks the coordinator to hold (it may hold less)."""

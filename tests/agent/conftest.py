@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from agent.client import CoordinatorClient
-from agent.settings import AgentSettings
-from protocol import ClaimedTask, InputFile, Priority
+from taskpost.agent.client import CoordinatorClient
+from taskpost.agent.settings import AgentSettings
+from taskpost.protocol import ClaimedTask, InputFile, Priority
 from tests.agent.live import SERVER_URL, LiveCoordinator, coordinator_settings, live_coordinator
 
 

@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 import httpx
 import uvicorn
 
-from agent.client import CoordinatorClient
-from protocol import API_PREFIX, ClaimedTask, WorkerRegister
-from server.app import create_app
-from server.settings import Settings
+from taskpost.agent.client import CoordinatorClient
+from taskpost.protocol import API_PREFIX, ClaimedTask, WorkerRegister
+from taskpost.server.app import create_app
+from taskpost.server.settings import Settings
 from tests.server.conftest import ADMIN_KEY, Api, ManualClock, eventually, make_settings, running_api
 
 SERVER_URL = "http://coordinator"

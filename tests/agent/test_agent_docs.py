@@ -14,7 +14,7 @@ from taskpost.cli import app
 REPO = Path(__file__).resolve().parents[2]
 DOCS = ("docs/agent.md", "configs/http-worker.env.example")
 AGENT_PROGRAMS = (
-    "python -m agent",
+    "python -m taskpost.agent",
     "python scripts/start_http_remote_worker.py",
     "./scripts/start-http-worker.sh",
     "scripts\\start-http-worker.bat",

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from agent.cli import agent_command
+from taskpost.agent.cli import agent_command
 from taskpost.launch import child_env, free_port
 
 REPO = Path(__file__).resolve().parents[2]

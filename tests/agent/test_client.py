@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.client import CoordinatorClient
-from agent.errors import AuthError, CoordinatorError, IntegrityError, LeaseLost, WorkerUnknown
-from protocol import Outcome, TaskCompletion, TaskProgress, WorkerRegister, WorkerType
+from taskpost.agent.client import CoordinatorClient
+from taskpost.agent.errors import AuthError, CoordinatorError, IntegrityError, LeaseLost, WorkerUnknown
+from taskpost.protocol import Outcome, TaskCompletion, TaskProgress, WorkerRegister, WorkerType
 from tests.agent.conftest import sha256
 from tests.agent.live import LiveCoordinator
 

@@ -13,9 +13,9 @@ import httpx
 import pytest
 import respx
 
-from agent.client import CoordinatorClient
-from agent.errors import CoordinatorError, CoordinatorUnavailable, WorkerUnknown
-from protocol import API_PREFIX, Outcome, TaskCompletion, TaskProgress
+from taskpost.agent.client import CoordinatorClient
+from taskpost.agent.errors import CoordinatorError, CoordinatorUnavailable, WorkerUnknown
+from taskpost.protocol import API_PREFIX, Outcome, TaskCompletion, TaskProgress
 
 pytestmark = pytest.mark.anyio
 

@@ -11,19 +11,19 @@ from typing import Any
 
 import pytest
 
-from agent.errors import ConfigError
-from agent.handlers import ENTRY_POINT_GROUP, MissingExtra, TaskContext, discover_handlers
-from agent.handlers.requirements import install_hint, missing_requirements
-from agent.media.whisper import STT_REQUIRES
-from agent.runner import setup_handlers
-from agent.settings import AgentSettings
+from taskpost.agent.errors import ConfigError
+from taskpost.agent.handlers import ENTRY_POINT_GROUP, MissingExtra, TaskContext, discover_handlers
+from taskpost.agent.handlers.requirements import install_hint, missing_requirements
+from taskpost.agent.media.whisper import STT_REQUIRES
+from taskpost.agent.runner import setup_handlers
+from taskpost.agent.settings import AgentSettings
 
 BUILTIN = {
-    "noop": "agent.handlers.noop:NoopHandler",
-    "transcription": "agent.handlers.transcription:TranscriptionHandler",
-    "ocr": "agent.handlers.ocr:OcrHandler",
-    "url_audio": "agent.handlers.url_audio:UrlAudioHandler",
-    "document": "agent.handlers.document:DocumentHandler",
+    "noop": "taskpost.agent.handlers.noop:NoopHandler",
+    "transcription": "taskpost.agent.handlers.transcription:TranscriptionHandler",
+    "ocr": "taskpost.agent.handlers.ocr:OcrHandler",
+    "url_audio": "taskpost.agent.handlers.url_audio:UrlAudioHandler",
+    "document": "taskpost.agent.handlers.document:DocumentHandler",
 }
 
 

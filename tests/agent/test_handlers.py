@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from agent.errors import ConfigError
-from agent.handlers import (
+from taskpost.agent.errors import ConfigError
+from taskpost.agent.handlers import (
     ENTRY_POINT_GROUP,
     CancelReason,
     Handler,
@@ -20,8 +20,8 @@ from agent.handlers import (
     TaskContext,
     discover_handlers,
 )
-from agent.handlers.noop import NoopHandler
-from agent.settings import AgentSettings
+from taskpost.agent.handlers.noop import NoopHandler
+from taskpost.agent.settings import AgentSettings
 
 
 @pytest.fixture
@@ -51,14 +51,20 @@ def test_discovery_finds_the_installed_noop_handler() -> None:
 
 
 def test_discovery_skips_handlers_that_fail_to_import(caplog: pytest.LogCaptureFixture) -> None:
-    points = [ep("noop", "agent.handlers.noop:NoopHandler"), ep("ocr", "taskpost_missing_pkg.ocr:Ocr")]
+    points = [
+        ep("noop", "taskpost.agent.handlers.noop:NoopHandler"),
+        ep("ocr", "taskpost_missing_pkg.ocr:Ocr"),
+    ]
     handlers = discover_handlers(eps=points)
     assert list(handlers) == ["noop"]
     assert "handler 'ocr' skipped" in caplog.text
 
 
 def test_discovery_of_wanted_types() -> None:
-    points = [ep("noop", "agent.handlers.noop:NoopHandler"), ep("ocr", "taskpost_missing_pkg.ocr:Ocr")]
+    points = [
+        ep("noop", "taskpost.agent.handlers.noop:NoopHandler"),
+        ep("ocr", "taskpost_missing_pkg.ocr:Ocr"),
+    ]
     assert list(discover_handlers(["noop"], eps=points)) == ["noop"]
     with pytest.raises(ConfigError, match="ocr"):
         discover_handlers(["noop", "ocr"], eps=points)

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from agent.errors import ConfigError
-from agent.health import HealthServer, health_report, stale_after_s
-from agent.settings import AgentSettings
-from agent.state import AgentState
+from taskpost.agent.errors import ConfigError
+from taskpost.agent.health import HealthServer, health_report, stale_after_s
+from taskpost.agent.settings import AgentSettings
+from taskpost.agent.state import AgentState
 
 pytestmark = pytest.mark.anyio
 

@@ -13,12 +13,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from agent.cli import agent_command, load_settings
-from agent.runner import run_agent
-from agent.settings import AgentSettings
-from agent.shutdown import Shutdown
-from protocol import API_PREFIX
+from taskpost.agent.cli import agent_command, load_settings
+from taskpost.agent.runner import run_agent
+from taskpost.agent.settings import AgentSettings
+from taskpost.agent.shutdown import Shutdown
 from taskpost.launch import child_env
+from taskpost.protocol import API_PREFIX
 from tests.agent.live import (
     LiveCoordinator,
     coordinator_settings,

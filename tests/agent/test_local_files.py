@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.handlers.base import HandlerError, TaskContext
-from agent.media.sources import media_input
-from agent.settings import AgentSettings
+from taskpost.agent.handlers.base import HandlerError, TaskContext
+from taskpost.agent.media.sources import media_input
+from taskpost.agent.settings import AgentSettings
 
 
 def context(

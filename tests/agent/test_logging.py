@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.logging import (
+from taskpost.agent.logging import (
     ContextFieldsFilter,
     JsonFormatter,
     TextFormatter,

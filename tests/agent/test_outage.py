@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.runner import run_agent
-from agent.settings import AgentSettings
-from agent.shutdown import Shutdown
-from protocol import API_PREFIX
-from server.settings import Settings
+from taskpost.agent.runner import run_agent
+from taskpost.agent.settings import AgentSettings
+from taskpost.agent.shutdown import Shutdown
 from taskpost.launch import free_port
+from taskpost.protocol import API_PREFIX
+from taskpost.server.settings import Settings
 from tests.agent.live import coordinator_settings, eventually, listening_socket, new_key, served_coordinator
 
 pytestmark = pytest.mark.anyio

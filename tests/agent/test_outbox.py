@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import pytest
 from pydantic import ValidationError
 
-from agent.backoff import Backoff
-from agent.errors import AuthError, CoordinatorError, CoordinatorUnavailable, LeaseLost
-from agent.outbox import MAX_PER_REQUEST, Outbox
-from protocol import CompleteRequest, CompletionAck, Outcome, TaskCompletion
+from taskpost.agent.backoff import Backoff
+from taskpost.agent.errors import AuthError, CoordinatorError, CoordinatorUnavailable, LeaseLost
+from taskpost.agent.outbox import MAX_PER_REQUEST, Outbox
+from taskpost.protocol import CompleteRequest, CompletionAck, Outcome, TaskCompletion
 
 pytestmark = pytest.mark.anyio
 

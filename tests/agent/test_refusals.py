@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.client import retry_after_s
-from agent.errors import AuthError, CoordinatorUnavailable
-from agent.handlers import TaskContext
-from agent.runner import run_agent
-from agent.settings import AgentSettings
-from agent.shutdown import Shutdown
-from protocol import WorkerRegister
+from taskpost.agent.client import retry_after_s
+from taskpost.agent.errors import AuthError, CoordinatorUnavailable
+from taskpost.agent.handlers import TaskContext
+from taskpost.agent.runner import run_agent
+from taskpost.agent.settings import AgentSettings
+from taskpost.agent.shutdown import Shutdown
+from taskpost.protocol import WorkerRegister
 from tests.agent.live import LiveCoordinator, coordinator_settings, eventually, live_coordinator
 
 pytestmark = pytest.mark.anyio

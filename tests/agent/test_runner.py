@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from agent.client import CoordinatorClient
-from agent.runner import run_agent
-from agent.settings import AgentSettings
-from agent.shutdown import Shutdown
-from protocol import API_PREFIX
+from taskpost.agent.client import CoordinatorClient
+from taskpost.agent.runner import run_agent
+from taskpost.agent.settings import AgentSettings
+from taskpost.agent.shutdown import Shutdown
+from taskpost.protocol import API_PREFIX
 from tests.agent.live import LiveCoordinator, eventually
 
 pytestmark = pytest.mark.anyio

@@ -15,16 +15,16 @@ from typing import Any
 
 import pytest
 
-from agent.backoff import Backoff
-from agent.client import CoordinatorClient
-from agent.handlers import HandlerError, TaskContext
-from agent.outbox import Outbox
-from agent.runner import run_agent
-from agent.settings import AgentSettings
-from agent.shutdown import Shutdown
-from agent.state import AgentState, RunningTask
-from agent.task_runner import TaskRunner
-from protocol import MAX_ERROR_TEXT_LENGTH, ClaimedTask, CompletionAck, Outcome, TaskCompletion
+from taskpost.agent.backoff import Backoff
+from taskpost.agent.client import CoordinatorClient
+from taskpost.agent.handlers import HandlerError, TaskContext
+from taskpost.agent.outbox import Outbox
+from taskpost.agent.runner import run_agent
+from taskpost.agent.settings import AgentSettings
+from taskpost.agent.shutdown import Shutdown
+from taskpost.agent.state import AgentState, RunningTask
+from taskpost.agent.task_runner import TaskRunner
+from taskpost.protocol import MAX_ERROR_TEXT_LENGTH, ClaimedTask, CompletionAck, Outcome, TaskCompletion
 from tests.agent.live import LiveCoordinator, eventually
 
 pytestmark = pytest.mark.anyio

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from agent.cli import load_settings
-from agent.settings import AgentSettings
-from protocol import WorkerType
+from taskpost.agent.cli import load_settings
+from taskpost.agent.settings import AgentSettings
+from taskpost.protocol import WorkerType
 
 
 def test_reads_taskpost_environment(monkeypatch: pytest.MonkeyPatch) -> None:

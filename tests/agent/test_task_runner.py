@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from agent.backoff import Backoff
-from agent.client import CoordinatorClient
-from agent.handlers import CancelReason, Handler, TaskContext
-from agent.handlers.noop import NoopHandler
-from agent.outbox import Outbox
-from agent.state import AgentState, RunningTask
-from agent.task_runner import TaskRunner
-from protocol import ClaimedTask, CompletionAck, InputFile, Outcome, TaskCompletion
+from taskpost.agent.backoff import Backoff
+from taskpost.agent.client import CoordinatorClient
+from taskpost.agent.handlers import CancelReason, Handler, TaskContext
+from taskpost.agent.handlers.noop import NoopHandler
+from taskpost.agent.outbox import Outbox
+from taskpost.agent.state import AgentState, RunningTask
+from taskpost.agent.task_runner import TaskRunner
 from taskpost.launch import free_port
+from taskpost.protocol import ClaimedTask, CompletionAck, InputFile, Outcome, TaskCompletion
 from tests.agent.conftest import sha256
 from tests.agent.live import LiveCoordinator
 

@@ -14,20 +14,20 @@ from typing import Any
 
 import pytest
 
-from agent.backoff import Backoff
-from agent.client import CoordinatorClient
-from agent.errors import ConfigError
-from agent.handlers import TaskContext
-from agent.handlers.noop import NoopHandler
-from agent.outbox import Outbox
-from agent.runner import run_agent
-from agent.settings import AgentSettings
-from agent.shutdown import Shutdown
-from agent.state import AgentState, RunningTask
-from agent.task_runner import TaskRunner
-from agent.workdir import default_work_dir, prepare_work_dir
-from protocol import CompletionAck, Outcome
+from taskpost.agent.backoff import Backoff
+from taskpost.agent.client import CoordinatorClient
+from taskpost.agent.errors import ConfigError
+from taskpost.agent.handlers import TaskContext
+from taskpost.agent.handlers.noop import NoopHandler
+from taskpost.agent.outbox import Outbox
+from taskpost.agent.runner import run_agent
+from taskpost.agent.settings import AgentSettings
+from taskpost.agent.shutdown import Shutdown
+from taskpost.agent.state import AgentState, RunningTask
+from taskpost.agent.task_runner import TaskRunner
+from taskpost.agent.workdir import default_work_dir, prepare_work_dir
 from taskpost.launch import child_env, free_port
+from taskpost.protocol import CompletionAck, Outcome
 from tests.agent.live import LiveCoordinator
 
 pytestmark = pytest.mark.anyio

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from protocol import JobState
 from taskpost.client import AsyncClient, JobFailed, JobNotFound, job_spec
+from taskpost.protocol import JobState
 from tests.e2e.conftest import Cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from protocol import JobState
 from taskpost.client import Client, InvalidState, JobNotFound, Unauthorized, UnknownJobType, job_spec
+from taskpost.protocol import JobState
 from tests.client.proxy import AnswerDroppingProxy
 from tests.e2e.conftest import Cluster
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from protocol import API_PREFIX, SHA256_HEADER
 from taskpost.client import ChecksumMismatch, Client, ServerUnavailable
+from taskpost.protocol import API_PREFIX, SHA256_HEADER
 
 JOB = {
     "id": "j1",

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from protocol import API_PREFIX
 from taskpost.launch import ChildProcess, child_env, free_port, wait_healthy, wait_until
+from taskpost.protocol import API_PREFIX
 
 ADMIN_KEY = "e2e-admin-key-at-least-32-characters"
 __all__ = ["ADMIN_KEY", "Cluster", "wait_until"]

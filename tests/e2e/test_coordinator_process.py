@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from protocol import API_PREFIX
 from taskpost.launch import ChildProcess, LocalCoordinator, child_env, free_port, wait_healthy, wait_until
+from taskpost.protocol import API_PREFIX
 
 pytestmark = [pytest.mark.e2e]
 
@@ -105,7 +105,7 @@ def test_json_log_lines_carry_structured_fields(tmp_path: Path) -> None:
     restart = [line for line in lines if line.get("action") == "restart"]
     assert len(restart) == 1, log
     assert restart[0]["message"] == RESTART_MESSAGE
-    assert restart[0]["level"] == "INFO" and restart[0]["logger"] == "server.services.replicas"
+    assert restart[0]["level"] == "INFO" and restart[0]["logger"] == "taskpost.server.services.replicas"
     assert restart[0]["tasks"] == 1 and restart[0]["timestamp"].endswith("Z")
     uvicorn = {line["message"] for line in lines if line["logger"] == "uvicorn.error"}
     assert "Application startup complete." in uvicorn, log

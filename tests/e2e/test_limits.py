@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from protocol import API_PREFIX
 from taskpost.launch import LocalCoordinator, wait_until
+from taskpost.protocol import API_PREFIX
 
 CLOSE_DEADLINE_S = 30
 """How long a connection the coordinator should close may stay open: far past every timeout set here."""

@@ -44,7 +44,9 @@ def output(cluster: Cluster, job: dict[str, Any], name: str) -> bytes:
 
 def test_page_audio_is_downloaded_and_transcribed_by_an_agent(cluster: Cluster, server: MediaServer) -> None:
     pytest.importorskip("faster_whisper", reason="needs taskpost[stt]")
-    pytest.importorskip("agent.handlers.transcription", reason="transcription handler not written yet")
+    pytest.importorskip(
+        "taskpost.agent.handlers.transcription", reason="transcription handler not written yet"
+    )
     jiwer = pytest.importorskip("jiwer", reason="needs jiwer (dev dependency)")
     start_agent(cluster)
     url = server.add_page("weather.html", audio_page("/speech.mp3", title="Weather report"))

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from protocol import API_PREFIX
 from taskpost.launch import ChildProcess, child_env, free_port, wait_healthy, wait_until
+from taskpost.protocol import API_PREFIX
 from tests.e2e.conftest import ADMIN_KEY, COORDINATOR_ENV
 from tests.support.postgres import PostgresCluster
 

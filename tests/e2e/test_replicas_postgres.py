@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from protocol import API_PREFIX
 from taskpost.launch import ChildProcess, child_env, free_port, wait_healthy, wait_until
+from taskpost.protocol import API_PREFIX
 from tests.e2e.conftest import ADMIN_KEY, COORDINATOR_ENV
 
 pytestmark = pytest.mark.slow

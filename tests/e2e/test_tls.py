@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from protocol import API_PREFIX
 from taskpost.launch import LocalCoordinator
+from taskpost.protocol import API_PREFIX
 
 
 def _name(common_name: str) -> x509.Name:

@@ -17,8 +17,8 @@ import pytest
 import schemathesis
 from schemathesis.schemas import BaseSchema
 
-from protocol import API_PREFIX
 from taskpost.launch import LocalCoordinator
+from taskpost.protocol import API_PREFIX
 
 ROLES = ("anonymous", "client", "worker", "admin")
 

@@ -7,7 +7,7 @@ import io
 import json
 import logging
 
-from protocol.logs import RepeatFilter, configure_logging
+from taskpost.protocol.logs import RepeatFilter, configure_logging
 
 
 class _Clock:
@@ -58,7 +58,7 @@ def test_configure_logging_thins_a_flood_to_one_line() -> None:
     configure_logging("INFO", "json", stream=stream)
     for _ in range(10_000):
         logging.getLogger("asyncio").error("socket.accept() out of system resource")
-    logging.getLogger("server.app").info("still logging other lines")
+    logging.getLogger("taskpost.server.app").info("still logging other lines")
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [line["message"] for line in lines] == [
         "socket.accept() out of system resource",

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from protocol.logs import CHATTY_LOGGERS, JsonFormatter, TextFormatter, configure_logging
+from taskpost.protocol.logs import CHATTY_LOGGERS, JsonFormatter, TextFormatter, configure_logging
 
 
 class _Tag(logging.Filter):

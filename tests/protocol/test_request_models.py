@@ -10,8 +10,8 @@ import annotated_types
 import pytest
 from pydantic import BaseModel, ValidationError
 
-import protocol
-from protocol import (
+from taskpost import protocol
+from taskpost.protocol import (
     ClaimRequest,
     CompleteRequest,
     HeartbeatRequest,

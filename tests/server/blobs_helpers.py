@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from protocol import API_PREFIX
-from server.services import blob_gc
-from server.services.blob_refs import BLOBS
+from taskpost.protocol import API_PREFIX
+from taskpost.server.services import blob_gc
+from taskpost.server.services.blob_refs import BLOBS
 from tests.server.conftest import Api
 
 

@@ -22,11 +22,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from protocol import API_PREFIX
-from server.app import create_app
-from server.coordinator import Coordinator
-from server.services import reaper
-from server.settings import Settings
+from taskpost.protocol import API_PREFIX
+from taskpost.server.app import create_app
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.services import reaper
+from taskpost.server.settings import Settings
 
 ADMIN_KEY = "test-admin-key-at-least-32-characters-long"
 T = TypeVar("T")
@@ -249,7 +249,7 @@ class HoldSeen(logging.Handler):
 
 @pytest.fixture
 def hold_seen() -> Iterator[HoldSeen]:
-    logger = logging.getLogger("server.services.claims")
+    logger = logging.getLogger("taskpost.server.services.claims")
     handler, level = HoldSeen(), logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)

@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from protocol import API_PREFIX
-from server.services.events import EVENTS
-from server.services.jobs import JOBS
+from taskpost.protocol import API_PREFIX
+from taskpost.server.services.events import EVENTS
+from taskpost.server.services.jobs import JOBS
 from tests.server.blobs_helpers import put_output
 from tests.server.conftest import Api
 

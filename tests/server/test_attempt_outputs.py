@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from protocol import API_PREFIX
+from taskpost.protocol import API_PREFIX
 from tests.server.blobs_helpers import blob_files, collect, output, put_output, refs, upload_id
 from tests.server.conftest import Api
 

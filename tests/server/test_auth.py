@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from protocol import API_PREFIX, Role
-from server.coordinator import Coordinator
-from server.services import keys, principals
-from server.settings import Settings
+from taskpost.protocol import API_PREFIX, Role
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.services import keys, principals
+from taskpost.server.settings import Settings
 from tests.server.conftest import Api
 
 pytestmark = pytest.mark.anyio

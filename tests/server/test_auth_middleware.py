@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from protocol import API_PREFIX
-from server.settings import Settings
+from taskpost.protocol import API_PREFIX
+from taskpost.server.settings import Settings
 from tests.server.conftest import Api
 
 pytestmark = pytest.mark.anyio
@@ -81,7 +81,7 @@ async def test_every_api_route_answers_401_before_reading_the_body(api: Api) -> 
 async def test_failed_authentications_get_429_per_address_and_are_logged_without_the_key(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="server.api.auth")
+    caplog.set_level(logging.WARNING, logger="taskpost.server.api.auth")
     wrong_keys = [f"wrong-key-{i}-0123456789abcdef0123456789" for i in range(BURST + 3)]
     statuses: list[int] = []
     for key in wrong_keys:
@@ -116,7 +116,7 @@ async def test_a_revoked_generated_key_is_logged_by_its_public_prefix_only(
         await api.http.post(f"{API_PREFIX}/keys", json={"role": "client"}, headers=api.auth("admin"))
     ).json()
     await api.http.delete(f"{API_PREFIX}/keys/{created['info']['id']}", headers=api.auth("admin"))
-    caplog.set_level(logging.WARNING, logger="server.api.auth")
+    caplog.set_level(logging.WARNING, logger="taskpost.server.api.auth")
     response = await api.http.get(f"{API_PREFIX}/jobs", headers={"Authorization": f"Bearer {created['key']}"})
     assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer"
     assert created["info"]["prefix"] in caplog.text

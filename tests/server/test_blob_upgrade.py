@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.blobs import LocalBlobStore
+from taskpost.server.blobs import LocalBlobStore
 from tests.server.blobs_helpers import blob_files, collect, output, refs
 from tests.server.conftest import ManualClock, make_settings, running_api
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner, Result
 
-from server.db.migrate import head_revision
 from taskpost.cli import app
+from taskpost.server.db.migrate import head_revision
 
 HEAD = head_revision()
 OLD_SCHEMA = Path(__file__).with_name("schema_v0.sql")

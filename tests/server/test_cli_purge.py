@@ -12,11 +12,11 @@ from click.testing import Result
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from server.db.database import Database
-from server.services import retention
-from server.services.jobs import JOBS
 from taskpost import purge as purging
 from taskpost.cli import app
+from taskpost.server.db.database import Database
+from taskpost.server.services import retention
+from taskpost.server.services.jobs import JOBS
 from tests.agent.live import listening_socket, new_key, served_coordinator
 from tests.server.conftest import ADMIN_KEY, ManualClock, make_settings, running_api
 from tests.server.retention_helpers import Finisher

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from starlette.types import Message
 
-from protocol import API_PREFIX
+from taskpost.protocol import API_PREFIX
 from tests.server.blobs_helpers import blob_files, refs
 from tests.server.conftest import Api
 

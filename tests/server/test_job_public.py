@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from server.services.convert import job_public
-from server.services.job_rows import decoded, job_select
-from server.services.jobs import JOBS
+from taskpost.server.services.convert import job_public
+from taskpost.server.services.job_rows import decoded, job_select
+from taskpost.server.services.jobs import JOBS
 from tests.server.conftest import Api
 
 pytestmark = pytest.mark.anyio

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from protocol import API_PREFIX, WorkerRegister
-from server.errors import InvalidParams
-from server.services import workers
-from server.services.job_types import JOB_TYPES
-from server.services.workers import WORKERS
-from server.settings import Settings
+from taskpost.protocol import API_PREFIX, WorkerRegister
+from taskpost.server.errors import InvalidParams
+from taskpost.server.services import workers
+from taskpost.server.services.job_types import JOB_TYPES
+from taskpost.server.services.workers import WORKERS
+from taskpost.server.settings import Settings
 from tests.server.conftest import Api
 
 pytestmark = pytest.mark.anyio

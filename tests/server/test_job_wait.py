@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from protocol import API_PREFIX
+from taskpost.protocol import API_PREFIX
 from tests.server.conftest import Api, ManualClock, make_settings, running_api
 
 pytestmark = pytest.mark.anyio

@@ -14,13 +14,13 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from protocol import API_PREFIX
-from server.app import create_app
-from server.coordinator import Coordinator
-from server.services import key_hashes
-from server.services.keys import KEYS
-from server.settings import Settings
 from taskpost.cli import app as cli_app
+from taskpost.protocol import API_PREFIX
+from taskpost.server.app import create_app
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.services import key_hashes
+from taskpost.server.services.keys import KEYS
+from taskpost.server.settings import Settings
 from tests.server.conftest import ADMIN_KEY, Api, ManualClock, make_settings, running_api
 
 pytestmark = pytest.mark.anyio

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from protocol import API_PREFIX
+from taskpost.protocol import API_PREFIX
 from tests.server.conftest import Api
 
 pytestmark = pytest.mark.anyio

@@ -25,12 +25,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import SQLModel
 
-from server.app import create_app
-from server.coordinator import Coordinator
-from server.db import migrate
-from server.db.database import Database
-from server.db.dialects import driver_url
-from server.db.migrate import SchemaNotCurrent, UpgradeReport
+from taskpost.server.app import create_app
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.db import migrate
+from taskpost.server.db.database import Database
+from taskpost.server.db.dialects import driver_url
+from taskpost.server.db.migrate import SchemaNotCurrent, UpgradeReport
 from tests.server.conftest import ManualClock, eventually, make_settings, running_api
 from tests.support.postgres import PostgresCluster
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from protocol import API_PREFIX
-from server.settings import Settings
+from taskpost.protocol import API_PREFIX
+from taskpost.server.settings import Settings
 from tests.server.blobs_helpers import blob_files, collect, refs
 from tests.server.conftest import Api, ManualClock, make_settings, running_api
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-from protocol import API_PREFIX
+from taskpost.protocol import API_PREFIX
 from tests.conftest import sqlite_only
 from tests.server.conftest import Api
 

@@ -12,7 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from protocol import API_PREFIX
+from taskpost.protocol import API_PREFIX
 from tests.server.conftest import Api
 
 pytestmark = pytest.mark.anyio

@@ -14,8 +14,8 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from protocol import API_PREFIX
-from server.notifier_postgres import PostgresNotifier
+from taskpost.protocol import API_PREFIX
+from taskpost.server.notifier_postgres import PostgresNotifier
 from tests.server.conftest import Api, HoldSeen, ManualClock, eventually, make_settings, running_api
 
 pytestmark = pytest.mark.anyio

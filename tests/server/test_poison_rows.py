@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from protocol import API_PREFIX
-from server.services import claims
-from server.services.job_rows import UNREADABLE
+from taskpost.protocol import API_PREFIX
+from taskpost.server.services import claims
+from taskpost.server.services.job_rows import UNREADABLE
 from tests.server.conftest import Api
 
 pytestmark = pytest.mark.anyio

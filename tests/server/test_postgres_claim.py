@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from protocol import API_PREFIX
-from server.services.jobs import JOBS
+from taskpost.protocol import API_PREFIX
+from taskpost.server.services.jobs import JOBS
 from tests.conftest import postgres_only
 from tests.server.conftest import Api, ManualClock, running_api
 

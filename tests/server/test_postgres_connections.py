@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from server.db.database import Database
-from server.db.dialects import ConnectionOptions, dialect_for_url, driver_url
-from server.errors import DatabaseUnavailable
-from server.settings import Settings
+from taskpost.server.db.database import Database
+from taskpost.server.db.dialects import ConnectionOptions, dialect_for_url, driver_url
+from taskpost.server.errors import DatabaseUnavailable
+from taskpost.server.settings import Settings
 
 pytestmark = pytest.mark.anyio
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from protocol import API_PREFIX
-from server.errors import DatabaseUnavailable
-from server.services import stats
-from server.settings import Settings
+from taskpost.protocol import API_PREFIX
+from taskpost.server.errors import DatabaseUnavailable
+from taskpost.server.services import stats
+from taskpost.server.settings import Settings
 from tests.conftest import postgres_only
 from tests.server.conftest import Api, ManualClock, eventually, running_api
 from tests.support.postgres import PostgresCluster

@@ -12,10 +12,10 @@ import asyncio
 import pytest
 from sqlalchemy import func, select, text, update
 
-from protocol import API_PREFIX, JobState
-from server.services.job_types import JOB_TYPES
-from server.services.jobs import JOBS
-from server.services.workers import WORKERS
+from taskpost.protocol import API_PREFIX, JobState
+from taskpost.server.services.job_types import JOB_TYPES
+from taskpost.server.services.jobs import JOBS
+from taskpost.server.services.workers import WORKERS
 from tests.conftest import postgres_only
 from tests.server.conftest import Api, eventually
 

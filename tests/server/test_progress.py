@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from protocol import API_PREFIX
+from taskpost.protocol import API_PREFIX
 from tests.server.conftest import Api
 
 pytestmark = pytest.mark.anyio

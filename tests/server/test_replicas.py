@@ -14,13 +14,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import pytest
 from sqlalchemy import delete, select
 
-from protocol import API_PREFIX
-from server.app import create_app
-from server.coordinator import Coordinator
-from server.services import job_types, keys, reaper, replicas
-from server.services.jobs import JOBS
-from server.services.keys import KEYS
-from server.settings import Settings
+from taskpost.protocol import API_PREFIX
+from taskpost.server.app import create_app
+from taskpost.server.coordinator import Coordinator
+from taskpost.server.services import job_types, keys, reaper, replicas
+from taskpost.server.services.jobs import JOBS
+from taskpost.server.services.keys import KEYS
+from taskpost.server.settings import Settings
 from tests.conftest import postgres_only
 from tests.server.conftest import Api, ManualClock, eventually, running_api
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text, update
 
-from protocol import API_PREFIX
-from server.services import retention
-from server.services.jobs import JOBS
-from server.settings import Settings
+from taskpost.protocol import API_PREFIX
+from taskpost.server.services import retention
+from taskpost.server.services.jobs import JOBS
+from taskpost.server.settings import Settings
 from tests.server.blobs_helpers import blob_files, collect, refs, upload_id
 from tests.server.conftest import Api, ManualClock, eventually, make_settings, running_api
 from tests.server.retention_helpers import Finisher, event_count, job_ids

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from protocol import API_PREFIX
-from server.services.backoff import retry_delay_s
+from taskpost.protocol import API_PREFIX
+from taskpost.server.services.backoff import retry_delay_s
 from tests.server.conftest import Api
 
 pytestmark = pytest.mark.anyio

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from protocol import API_PREFIX
-from server.services.keys import KEYS
+from taskpost.protocol import API_PREFIX
+from taskpost.server.services.keys import KEYS
 from tests.server.conftest import ADMIN_KEY, ManualClock, make_settings, running_api
 
 pytestmark = pytest.mark.anyio

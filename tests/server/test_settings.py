@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.settings import Settings
+from taskpost.server.settings import Settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "configs" / "coordinator.env.example"
 

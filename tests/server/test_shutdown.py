@@ -7,8 +7,8 @@ import asyncio
 import httpx
 import pytest
 
-from protocol import API_PREFIX
-from server.settings import Settings
+from taskpost.protocol import API_PREFIX
+from taskpost.server.settings import Settings
 from tests.server.conftest import Api, HoldSeen
 
 pytestmark = pytest.mark.anyio

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol import API_PREFIX
+from taskpost.protocol import API_PREFIX
 from tests.server.conftest import Api
 
 pytestmark = pytest.mark.anyio

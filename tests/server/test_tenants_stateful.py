@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from protocol import API_PREFIX
+from taskpost.protocol import API_PREFIX
 from tests.server.conftest import Api, ManualClock, make_settings, running_api
 
 NAMESPACES = ("acme", "globex")

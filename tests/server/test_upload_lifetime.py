@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import delete, insert, select
 
-from protocol import API_PREFIX
-from server.services import blob_refs
-from server.services.blob_refs import BLOBS
-from server.services.jobs import UPLOADS
+from taskpost.protocol import API_PREFIX
+from taskpost.server.services import blob_refs
+from taskpost.server.services.blob_refs import BLOBS
+from taskpost.server.services.jobs import UPLOADS
 from tests.server.blobs_helpers import blob_files, collect, refs, upload, upload_id
 from tests.server.conftest import Api
 

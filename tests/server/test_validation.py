@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from protocol import API_PREFIX
-from server.settings import Settings
+from taskpost.protocol import API_PREFIX
+from taskpost.server.settings import Settings
 from tests.server.conftest import Api, ManualClock, running_api
 
 pytestmark = pytest.mark.anyio

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.blobs.s3 import S3Location, S3Options
 from taskpost.launch import wait_until
+from taskpost.server.blobs.s3 import S3Location, S3Options
 
 REGION = "us-east-1"
 ACCESS_KEY_ID = "test-access-key"

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from server.db.database import Database
+from taskpost.server.db.database import Database
 from tests.support.postgres import SERVER_USER, PostgresCluster
 
 asyncpg = pytest.importorskip("asyncpg", reason="asyncpg comes with the extra postgres")

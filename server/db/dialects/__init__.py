@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from server.db.dialects.base import ConnectionOptions, Dialect
-from server.db.dialects.postgres import PostgresDialect
-from server.db.dialects.sqlite import SqliteDialect
+from taskpost.server.db.dialects.base import ConnectionOptions, Dialect
+from taskpost.server.db.dialects.postgres import PostgresDialect
+from taskpost.server.db.dialects.sqlite import SqliteDialect
 
 # The URL schemes users write, and the async driver each one runs on.
 _DRIVERS = {

@@ -17,8 +17,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.selectable import TextualSelect
 
-from server.db.dialects.base import CLAIM_RETURNING, ConnectionOptions
-from server.db.models import Job
+from taskpost.server.db.dialects.base import CLAIM_RETURNING, ConnectionOptions
+from taskpost.server.db.models import Job
 
 _JOBS = Job.__table__  # type: ignore[attr-defined]
 _APPLICATION_NAME = "taskpost-coordinator"

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.selectable import TextualSelect
 
-from server.db.dialects.base import CLAIM_RETURNING, CLAIM_RETURNING_SQL, ConnectionOptions
+from taskpost.server.db.dialects.base import CLAIM_RETURNING, CLAIM_RETURNING_SQL, ConnectionOptions
 
 _WRITE_OPTION = "taskpost_write"
 

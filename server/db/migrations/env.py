@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
-from server.db import models as _models  # noqa: F401  (registers the tables: autogenerate compares them)
+from taskpost.server.db import models as _models  # noqa: F401  (registers the tables: autogenerate compares them)
 
 connection = context.config.attributes.get("connection")
 if not isinstance(connection, Connection):

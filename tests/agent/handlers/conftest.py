@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agent.handlers.base import CancelReason, TaskContext
+from taskpost.agent.handlers.base import CancelReason, TaskContext
 from tests.media_fixtures import speech
 
 
@@ -55,7 +55,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def transcriber(models_dir: Path) -> Any:
     """One TranscriptionHandler for the session, so each model loads once, as in an agent."""
     pytest.importorskip("faster_whisper", reason="needs taskpost[stt]")
-    from agent.handlers.transcription import TranscriptionHandler
+    from taskpost.agent.handlers.transcription import TranscriptionHandler
 
     return TranscriptionHandler(models_dir=models_dir)
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from agent.handlers.base import HandlerError, TaskContext
-from agent.handlers.document import DocumentHandler
+from taskpost.agent.handlers.base import HandlerError, TaskContext
+from taskpost.agent.handlers.document import DocumentHandler
 
 pytestmark = pytest.mark.media
 pytest.importorskip("docx", reason="needs taskpost[docs]")

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from agent.handlers.base import HandlerError
-from agent.media.download import Downloaded, Limits
-from agent.media.fetch import fetch_media, is_direct_media
+from taskpost.agent.handlers.base import HandlerError
+from taskpost.agent.media.download import Downloaded, Limits
+from taskpost.agent.media.fetch import fetch_media, is_direct_media
 from taskpost.launch import free_port
 from tests.media_fixtures.media_server import MediaServer, audio_page, plain_page, serve
 

@@ -10,10 +10,16 @@ from typing import Any
 
 import pytest
 
-from agent.handlers.base import CancelReason, HandlerError, MissingExtra, TaskContext
-from agent.handlers.ocr import PAGE_SEPARATOR, OcrHandler
-from agent.media.ocr_engines import ENGINES, EngineCache, OcrEngine, RapidOcrEngine, default_engine_name
-from protocol import WorkerType
+from taskpost.agent.handlers.base import CancelReason, HandlerError, MissingExtra, TaskContext
+from taskpost.agent.handlers.ocr import PAGE_SEPARATOR, OcrHandler
+from taskpost.agent.media.ocr_engines import (
+    ENGINES,
+    EngineCache,
+    OcrEngine,
+    RapidOcrEngine,
+    default_engine_name,
+)
+from taskpost.protocol import WorkerType
 
 pytestmark = pytest.mark.media
 pytest.importorskip("rapidocr", reason="needs taskpost[ocr]")

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from agent.handlers.base import HandlerError
-from agent.handlers.transcription import TranscriptionHandler
-from agent.media.whisper import CPU
-from agent.settings import AgentSettings
-from protocol import WorkerType
+from taskpost.agent.handlers.base import HandlerError
+from taskpost.agent.handlers.transcription import TranscriptionHandler
+from taskpost.agent.media.whisper import CPU
+from taskpost.agent.settings import AgentSettings
+from taskpost.protocol import WorkerType
 from tests.agent.handlers.conftest import RecordingContext
 from tests.media_fixtures import speech
 from tests.media_fixtures.media_server import serve
@@ -250,7 +250,7 @@ def test_gpu_agent_transcribes_on_cuda_in_float16(
 def test_setup_preloads_the_packaged_models_under_the_work_dir(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="agent.media.whisper")
+    caplog.set_level(logging.INFO, logger="taskpost.agent.media.whisper")
     handler = TranscriptionHandler()
     settings = AgentSettings(server_url="http://c", api_key="k", work_dir=tmp_path, _env_file=None)
     handler.setup(settings)

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from agent.handlers.base import HandlerError
-from agent.handlers.transcription import Options, to_srt, to_vtt
-from agent.media.whisper import CPU, CUDA, choose_device
-from protocol import WorkerType
+from taskpost.agent.handlers.base import HandlerError
+from taskpost.agent.handlers.transcription import Options, to_srt, to_vtt
+from taskpost.agent.media.whisper import CPU, CUDA, choose_device
+from taskpost.protocol import WorkerType
 
 
 @pytest.mark.parametrize(

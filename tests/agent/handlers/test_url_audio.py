@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from agent.handlers.base import CancelReason, HandlerError, TaskContext
-from agent.handlers.url_audio import UrlAudioHandler, parse_limits
-from agent.media.download_errors import classify
-from agent.media.progress import ProgressWindow
+from taskpost.agent.handlers.base import CancelReason, HandlerError, TaskContext
+from taskpost.agent.handlers.url_audio import UrlAudioHandler, parse_limits
+from taskpost.agent.media.download_errors import classify
+from taskpost.agent.media.progress import ProgressWindow
 from taskpost.launch import free_port
 from tests.agent.handlers.conftest import RecordingContext
 from tests.media_fixtures import speech

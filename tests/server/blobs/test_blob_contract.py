@@ -17,9 +17,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server.blobs import BlobStore, LocalBlobStore, StoredBlob
-from server.blobs.s3 import S3BlobStore
-from server.errors import PayloadTooLarge
+from taskpost.server.blobs import BlobStore, LocalBlobStore, StoredBlob
+from taskpost.server.blobs.s3 import S3BlobStore
+from taskpost.server.errors import PayloadTooLarge
 from tests.server.blobs.streams import BLOCK, MiB, expected_digest, stream
 from tests.support.s3 import S3Bucket
 

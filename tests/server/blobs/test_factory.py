@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from server.blobs import LocalBlobStore, blob_store_from_settings
-from server.blobs.s3 import S3BlobStore, S3Location, S3Options
-from server.settings import Settings
+from taskpost.server.blobs import LocalBlobStore, blob_store_from_settings
+from taskpost.server.blobs.s3 import S3BlobStore, S3Location, S3Options
+from taskpost.server.settings import Settings
 
 S3_ENV = {
     "TASKPOST_BLOB_URL": "s3://media-bucket/taskpost/blobs/",

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from protocol import API_PREFIX
-from server.settings import Settings
+from taskpost.protocol import API_PREFIX
+from taskpost.server.settings import Settings
 from tests.server.blobs.streams import MiB, expected_digest, stream
 from tests.server.blobs_helpers import collect, output, put_output, refs, upload, upload_id
 from tests.server.conftest import Api, ManualClock, make_settings, running_api
