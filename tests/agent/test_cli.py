@@ -65,7 +65,7 @@ def test_a_health_port_in_use_exits_2_with_one_line_naming_the_setting(tmp_path:
             [
                 sys.executable,
                 "-m",
-                "agent",
+                "taskpost.agent",
                 "--server-url",
                 f"http://127.0.0.1:{free_port()}",  # never reached: the agent stops before registering
                 "--api-key",

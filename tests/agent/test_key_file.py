@@ -139,7 +139,7 @@ async def test_an_agent_process_started_with_a_key_file_runs_jobs_and_shows_no_k
         agent = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "agent",
+            "taskpost.agent",
             "--server-url",
             url,
             "--api-key-file",

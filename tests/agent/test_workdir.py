@@ -176,7 +176,7 @@ def test_an_unsafe_work_dir_stops_the_agent_process_with_exit_2(tmp_path: Path, 
         [
             sys.executable,
             "-m",
-            "agent",
+            "taskpost.agent",
             "--server-url",
             f"http://127.0.0.1:{free_port()}",  # never reached: the agent stops before registering
             "--api-key",

@@ -113,7 +113,7 @@ def test_json_log_lines_carry_structured_fields(tmp_path: Path) -> None:
 
 def test_text_log_lines_are_readable(tmp_path: Path) -> None:
     log = _restarted_with_a_running_task(tmp_path, "text")
-    restart = r"^\d\d:\d\d:\d\d INFO +server\.services\.replicas: " + re.escape(RESTART_MESSAGE)
+    restart = r"^\d\d:\d\d:\d\d INFO +taskpost\.server\.services\.replicas: " + re.escape(RESTART_MESSAGE)
     assert re.search(restart + r" action=restart tasks=1 downtime_s=None$", log, re.MULTILINE), log
     assert re.search(r"^\d\d:\d\d:\d\d INFO +uvicorn\.error: Application startup complete\.$", log, re.M), log
 
