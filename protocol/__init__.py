@@ -70,6 +70,7 @@ from taskpost.protocol.tasks import (
     WorkerRegister,
     WorkerRegistered,
 )
+from taskpost.protocol.types import HandlerSchema, JobTypeInfo, JobTypeList
 
 API_PREFIX = "/api/v1"
 
@@ -99,6 +100,7 @@ __all__ = [
     "ErrorBody",
     "ErrorDetail",
     "FileInfo",
+    "HandlerSchema",
     "Health",
     "HeartbeatRequest",
     "HeartbeatResponse",
@@ -113,6 +115,8 @@ __all__ = [
     "JobPublic",
     "JobState",
     "JobSubmitted",
+    "JobTypeInfo",
+    "JobTypeList",
     "KeyCreate",
     "KeyCreated",
     "KeyPublic",

@@ -9,9 +9,11 @@ class JobState(StrEnum):
     """Where a job is in its lifecycle.
 
     QUEUED -> PROCESSING -> COMPLETED; a failed attempt goes to FAILED and, after its
-    backoff, back to QUEUED, or to DEAD (the dead-letter state) once attempts run out.
+    backoff, back to QUEUED, or to DEAD (the dead-letter state) once attempts run out. A job
+    submitted with ``run_at`` or ``delay_s`` waits in SCHEDULED until then, and is QUEUED when due.
     """
 
+    SCHEDULED = "scheduled"
     QUEUED = "queued"
     PROCESSING = "processing"
     COMPLETED = "completed"

@@ -62,6 +62,21 @@ class JobCreate(RequestModel):
     )
     inputs: list[InputRef] = Field(default_factory=list, max_length=MAX_INPUTS)
     meta: dict[str, Any] = Field(default_factory=dict)
+    run_at: datetime | None = Field(default=None, description="Not before this time (with a time zone).")
+    delay_s: StrictFloat | None = Field(
+        default=None, ge=0, le=366 * 86400, description="Not before this many seconds from now."
+    )
+    cache: StrictBool | None = Field(
+        default=None,
+        description="Complete at once with the result of an equal completed job (same type, handler "
+        "version, params and input digests) in this namespace, if there is one.",
+    )
+    webhook_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="POSTed a signed summary (header X-Taskpost-Signature) when the job ends.",
+    )
 
 
 class JobBatchCreate(RequestModel):
@@ -110,6 +125,9 @@ class JobPublic(BaseModel):
     error: JobError | None = None
     inputs: list[FileInfo] = []
     outputs: list[FileInfo] = []
+    cached_from: str | None = None
+    """The completed job whose result and outputs this one took (submitted with ``cache``)."""
+    webhook_url: str | None = None
 
 
 class JobSubmitted(BaseModel):

@@ -25,6 +25,7 @@ from taskpost.protocol.fields import (
     TaskType,
 )
 from taskpost.protocol.request import RequestModel
+from taskpost.protocol.types import HandlerSchema
 
 LEASE_HEADER = "X-Lease-Token"
 SHA256_HEADER = "X-Content-SHA256"
@@ -38,6 +39,9 @@ class WorkerRegister(RequestModel):
     task_types: list[TaskType] = Field(min_length=1, max_length=MAX_TASK_TYPES)
     """The job types this agent runs; each an identifier such as ``transcription``."""
     labels: list[Label] = Field(default_factory=list, max_length=MAX_LABELS)
+    param_schemas: dict[TaskType, HandlerSchema] = Field(default_factory=dict, max_length=MAX_TASK_TYPES)
+    """The parameters each served type takes (``taskpost.protocol.types``); a type left out is
+    submitted unchecked, as from agents older than the registry."""
     max_concurrent: JsonInt = Field(default=1, ge=1, le=1024)
     version: str | None = Field(default=None, max_length=100)
     host: str | None = Field(default=None, max_length=255)

@@ -10,6 +10,8 @@ from sqlmodel import Field, SQLModel
 from taskpost.protocol import DEFAULT_NAMESPACE
 
 FINISHED_ROWS = text("ended_at IS NOT NULL")
+CACHED_ROWS = text("cache_key IS NOT NULL")
+WEBHOOK_ROWS = text("webhook_state IN ('waiting', 'pending')")
 """The rows of finished jobs: a job gets ``ended_at`` when it finishes."""
 
 # 64-bit on PostgreSQL (ids that grow for good, sizes up to TASKPOST_MAX_UPLOAD_BYTES = 2 GiB);
@@ -66,6 +68,19 @@ class Job(SQLModel, table=True):
     acknowledged again instead of being taken for a stale lease."""
     worker_id: str | None = Field(default=None, max_length=36)
     cancel_requested: bool = False
+    cache_key: str | None = Field(default=None, max_length=64)
+    """Of a job submitted with ``cache``: SHA-256 of its type, handler version, params and input
+    digests; a later equal submit in the namespace takes a completed job's result."""
+    cached_from: str | None = Field(default=None, max_length=36)
+    """The completed job whose result and outputs this one took."""
+    webhook_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    webhook_state: str | None = Field(default=None, max_length=16)
+    """None: no webhook; ``waiting`` until the job ends, ``pending`` while deliveries are due,
+    then ``delivered`` or ``failed``."""
+    webhook_attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    webhook_next_at: float | None = None
+    declined_by: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """Agents that gave back a job whose relative ``local_path`` was not under their files roots."""
 
     __table_args__ = (
         # Matches the claim query's WHERE state = ? ORDER BY priority DESC, seq exactly; the
@@ -84,6 +99,22 @@ class Job(SQLModel, table=True):
             "ended_at",
             sqlite_where=FINISHED_ROWS,
             postgresql_where=FINISHED_ROWS,
+        ),
+        # Only jobs submitted with ``cache`` have a key; a lookup adds state = 'completed'.
+        Index(
+            "ix_jobs_cache_key",
+            "namespace",
+            "cache_key",
+            sqlite_where=CACHED_ROWS,
+            postgresql_where=CACHED_ROWS,
+        ),
+        # Only jobs with a webhook not yet delivered: the dispatcher's work list.
+        Index(
+            "ix_jobs_webhook_state",
+            "webhook_state",
+            "webhook_next_at",
+            sqlite_where=WEBHOOK_ROWS,
+            postgresql_where=WEBHOOK_ROWS,
         ),
     )
 
@@ -153,6 +184,28 @@ class KnownJobType(SQLModel, table=True):
     first_seen_at: float
     last_seen_at: float | None = None
     """When an agent declaring it last registered or checked in; None (older rows): first_seen_at."""
+
+
+class JobTypeSchema(SQLModel, table=True):
+    """The parameters a handler version declared for its job type (``taskpost.protocol.types``)."""
+
+    __tablename__ = "job_type_schemas"
+
+    type: str = Field(primary_key=True, max_length=100)
+    version: str = Field(primary_key=True, max_length=100)
+    params_schema: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    registered_at: float
+    """When an agent last declared it: the newest one is the schema submits are checked against."""
+
+
+class NamespaceSecret(SQLModel, table=True):
+    """The key that signs a namespace's webhook deliveries (HMAC-SHA256)."""
+
+    __tablename__ = "namespace_secrets"
+
+    namespace: str = Field(primary_key=True, max_length=64)
+    secret: str = Field(max_length=128)
+    created_at: float
 
 
 class Upload(SQLModel, table=True):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -17,8 +16,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskpost.protocol import (
-    FILES_ROOT_LABEL,
-    LOCAL_PATH_PARAM,
     JobCreate,
     JobPublic,
     JobState,
@@ -27,27 +24,9 @@ from taskpost.protocol import (
 from taskpost.protocol.fields import MAX_INPUTS
 from taskpost.server.coordinator import Coordinator
 from taskpost.server.errors import InvalidParams, UploadNotFound
-from taskpost.server.services import blob_refs, job_types
+from taskpost.server.services import blob_refs, job_types, local_paths
 from taskpost.server.services.job_rows import decoded, job_select, public_job
 from taskpost.server.services.jobs import JOBS, UPLOADS
-
-
-def _check_local_path(spec: JobCreate) -> None:
-    """A job that names a file on an agent's machine must route to agents holding its root."""
-    local_path = spec.params.get(LOCAL_PATH_PARAM)
-    if local_path is None:
-        return
-    if not isinstance(local_path, str) or not PurePosixPath(local_path).is_absolute():
-        raise InvalidParams("params.local_path must be an absolute path", field="params.local_path")
-    roots = [
-        label.removeprefix(FILES_ROOT_LABEL) for label in spec.labels if label.startswith(FILES_ROOT_LABEL)
-    ]
-    if not any(PurePosixPath(local_path).is_relative_to(root) for root in roots):
-        raise InvalidParams(
-            f"a job with local_path must carry the label {FILES_ROOT_LABEL}<dir> of an agent's files root"
-            f' that contains it, e.g. labels: ["{FILES_ROOT_LABEL}{PurePosixPath(local_path).parent}"]',
-            field="labels",
-        )
 
 
 def _row_for(
@@ -132,7 +111,7 @@ async def submit(
         raise ValueError("stored inputs belong to a single job")
     await job_types.ensure_known(coord, {spec.type for spec in specs})
     for spec in specs:
-        _check_local_path(spec)
+        local_paths.check(spec)
     now = coord.clock()
     try:
         results = await _submit_once(coord, namespace, specs, now, stored_inputs)

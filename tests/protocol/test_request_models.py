@@ -14,6 +14,7 @@ from taskpost import protocol
 from taskpost.protocol import (
     ClaimRequest,
     CompleteRequest,
+    HandlerSchema,
     HeartbeatRequest,
     InputRef,
     JobBatchCreate,
@@ -43,6 +44,7 @@ REQUEST_MODELS: list[type[RequestModel]] = [
     TaskProgress,
     HeartbeatRequest,
     ReleaseRequest,
+    HandlerSchema,
 ]
 
 
