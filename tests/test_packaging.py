@@ -82,12 +82,12 @@ def _checkout_without_links(destination: Path) -> Path:
 @pytest.mark.parametrize("links", [True, False], ids=["with-links", "without-links"])
 def test_start_script_runs_from_a_checkout(tmp_path: Path, links: bool) -> None:
     checkout = REPO_ROOT if links else _checkout_without_links(tmp_path / "checkout")
+    script = str(checkout / "scripts" / "start_http_remote_worker.py")
     done = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import runpy, sys; sys.argv[1:] = ['--help']; "
-            f"runpy.run_path({str(checkout / 'scripts' / 'start_http_remote_worker.py')!r}, run_name='__main__')",
+            f"import runpy, sys; sys.argv[1:] = ['--help']; runpy.run_path({script!r}, run_name='__main__')",
         ],
         capture_output=True,
         text=True,
