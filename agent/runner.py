@@ -29,6 +29,7 @@ from taskpost.agent.errors import (
     WorkerUnknown,
 )
 from taskpost.agent.handlers import CancelReason, Handler, HandlerError, discover_handlers
+from taskpost.agent.handlers.base import handler_schema
 from taskpost.agent.health import HealthServer
 from taskpost.agent.heartbeat import Heartbeat
 from taskpost.agent.key_file import shared_key_file_warning
@@ -177,6 +178,11 @@ class Agent:
                 worker_type=s.worker_type,
                 task_types=sorted(self.handlers),
                 labels=s.advertised_labels,
+                param_schemas={
+                    task_type: schema
+                    for task_type, handler in self.handlers.items()
+                    if (schema := handler_schema(handler, __version__)) is not None
+                },
                 max_concurrent=s.max_concurrent,
                 version=__version__,
                 host=platform.node() or None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, StrictBool, StrictFloat
+from pydantic import BaseModel, Field, StrictBool, StrictFloat, field_validator
 
 from taskpost.protocol.enums import Outcome, Priority, WorkerType
 from taskpost.protocol.fields import (
@@ -27,10 +27,25 @@ from taskpost.protocol.fields import (
 from taskpost.protocol.request import RequestModel
 from taskpost.protocol.types import HandlerSchema
 
+
+def _keys_are_task_types(schema: dict[str, Any]) -> None:
+    """Say in the JSON Schema that every key is a task type: pydantic writes a constrained key as
+    ``patternProperties``, which leaves keys outside the pattern unconstrained."""
+    patterns = schema.pop("patternProperties", None)
+    if not patterns:
+        return
+    [(pattern, value_schema)] = patterns.items()
+    schema["propertyNames"] = {**schema.get("propertyNames", {}), "pattern": pattern}
+    schema["additionalProperties"] = value_schema
+
+
 LEASE_HEADER = "X-Lease-Token"
 SHA256_HEADER = "X-Content-SHA256"
 SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
 """A declared digest: the body's SHA-256 in hex."""
+RESERVED_TASK_TYPES = frozenset({"batch"})
+"""Names no job type may have: ``POST /api/v1/jobs/batch`` is the batch submit, not the short
+form of a submit of type ``batch``."""
 
 
 class WorkerRegister(RequestModel):
@@ -39,12 +54,22 @@ class WorkerRegister(RequestModel):
     task_types: list[TaskType] = Field(min_length=1, max_length=MAX_TASK_TYPES)
     """The job types this agent runs; each an identifier such as ``transcription``."""
     labels: list[Label] = Field(default_factory=list, max_length=MAX_LABELS)
-    param_schemas: dict[TaskType, HandlerSchema] = Field(default_factory=dict, max_length=MAX_TASK_TYPES)
+    param_schemas: dict[TaskType, HandlerSchema] = Field(
+        default_factory=dict, max_length=MAX_TASK_TYPES, json_schema_extra=_keys_are_task_types
+    )
     """The parameters each served type takes (``taskpost.protocol.types``); a type left out is
     submitted unchecked, as from agents older than the registry."""
     max_concurrent: JsonInt = Field(default=1, ge=1, le=1024)
     version: str | None = Field(default=None, max_length=100)
     host: str | None = Field(default=None, max_length=255)
+
+    @field_validator("task_types")
+    @classmethod
+    def _no_reserved_type(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name in RESERVED_TASK_TYPES:
+                raise ValueError(f"{name!r} cannot be a task type: /api/v1/jobs/{name} is another endpoint")
+        return value
 
 
 class Cadence(BaseModel):
@@ -151,8 +176,17 @@ class HeartbeatResponse(BaseModel):
     """The coordinator asks the agent to stop claiming."""
 
 
+RELEASE_DECLINED = "declined"
+"""The release reason of an agent that cannot run a task: its relative ``local_path`` is under
+none of the agent's files roots. The task is queued again for other agents (never this one),
+without using an attempt; once every live agent that could run it has declined, it is dead with
+the error kind ``not_found``."""
+
+
 class ReleaseRequest(RequestModel):
-    """Give leases back unfinished (an agent shutting down): the tasks are queued again at once."""
+    """Give leases back unfinished (an agent shutting down, or declining a task): the tasks are
+    queued again at once, without using an attempt."""
 
     tasks: list[TaskProgress] = Field(min_length=1, max_length=1024)
     reason: str = Field(default="released by worker", max_length=MAX_MESSAGE_LENGTH)
+    """Free text for the job's events; ``RELEASE_DECLINED`` (``declined``) declines the tasks."""

@@ -6,10 +6,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from taskpost.server.blobs import BlobStore, blob_store_from_settings
 from taskpost.server.db.database import Database
-from taskpost.server.notifier import Notifier, notifier_for
+from taskpost.server.notifier import LocalNotifier, Notifier, notifier_for
 from taskpost.server.settings import Settings
 
 # Built-in job types and the extra an agent needs to advertise each.
@@ -60,6 +61,19 @@ class WorkerRoute:
 
 
 @dataclass
+class ParamSchema:
+    """The schema submits of a job type are checked against: the newest one an agent declared."""
+
+    version: str | None
+    params_schema: dict[str, Any] | None
+    """None: no agent serving the type declared one; its submits are not checked."""
+    read_at: float
+    """When this process last read it from (or wrote it to) the job_type_schemas table."""
+    validator: Any = None
+    """The compiled validator, made on first use (server.services.param_checks)."""
+
+
+@dataclass
 class Coordinator:
     settings: Settings
     db: Database
@@ -69,6 +83,9 @@ class Coordinator:
     job_changes: Notifier
     """Moves when jobs changed state: wakes held job reads (``GET /jobs/{id}?wait_s=``)."""
     clock: Callable[[], float] = time.time
+    due_timer: LocalNotifier = field(default_factory=LocalNotifier)
+    """Moves when a job was scheduled: the due-time timer (server.services.schedule) looks
+    again at the earliest due time. Local: each replica times what it scheduled and what it reads."""
     replica_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     """This process's row in coordinator_replicas (server.services.replicas)."""
     worker_facts: dict[str, WorkerFacts] = field(default_factory=dict)
@@ -76,6 +93,10 @@ class Coordinator:
     job_types_seen: dict[str, float] = field(default_factory=dict)
     """When an agent last declared each job type, as last read from or written to the job_types
     table: a type found fresh here is known without a read (the table's times only grow)."""
+    param_schemas: dict[str, ParamSchema] = field(default_factory=dict)
+    """The current parameter schema of each job type, as this process last read or wrote it
+    (server.services.job_types); re-read after a few seconds, so that one declared through
+    another replica is used soon."""
     verified_keys: dict[str, str] = field(default_factory=dict)
     """SHA-256 of a raw configured key -> the id of the key whose scrypt hash it matched.
 

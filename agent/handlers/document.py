@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from taskpost.agent.handlers.base import HandlerError, TaskContext
+from taskpost.agent.handlers.params import DocumentParams, Params
 from taskpost.agent.media.docx_markdown import docx_document
 from taskpost.agent.media.filetypes import FileKind, detect_kind, read_text
 from taskpost.agent.media.markdown import Converted, html_document, pages_document, text_document
@@ -36,6 +37,7 @@ class DocumentHandler:
     """Converts documents to Markdown and plain text, with an outline of their structure."""
 
     task_type = "document"
+    params_model: ClassVar[type[Params]] = DocumentParams
     requires: ClassVar[dict[str, str]] = {
         "docx": "taskpost[docs]",
         "markdownify": "taskpost[docs]",

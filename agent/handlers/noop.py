@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from taskpost.agent.handlers.base import HandlerError, TaskContext
+from taskpost.agent.handlers.params import NoopParams, Params
 from taskpost.agent.workdir import write_private_text
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class NoopHandler:
     """Echoes its params back; can sleep, fail and write outputs on request."""
 
     task_type = "noop"
+    params_model: ClassVar[type[Params]] = NoopParams
 
     def setup(self, settings: AgentSettings) -> None:
         """Nothing to load."""

@@ -20,6 +20,7 @@ import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from taskpost.agent.handlers.base import HandlerError, TaskContext
+from taskpost.agent.handlers.params import OcrParams, Params
 from taskpost.agent.media.filetypes import FileKind, detect_kind
 from taskpost.agent.media.ocr_engines import ENGINES, EngineCache, OcrEngine, default_engine_name
 from taskpost.agent.media.pages import PageReader, PageText, parse_dpi, read_pages
@@ -39,6 +40,7 @@ class OcrHandler:
     """Recognises the text of images and PDFs with the engine of the agent or of the job."""
 
     task_type = "ocr"
+    params_model: ClassVar[type[Params]] = OcrParams
     requires: ClassVar[dict[str, str]] = {
         "rapidocr": "taskpost[ocr]",
         "onnxruntime": "taskpost[ocr]",

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from taskpost.agent.handlers.base import HandlerError, TaskContext
+from taskpost.agent.handlers.params import MAX_BEAM_SIZE, Params, TranscriptionParams
 from taskpost.agent.media.download import parse_limits
 from taskpost.agent.media.fetch import fetch_media
 from taskpost.agent.media.progress import ProgressWindow
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
     from taskpost.agent.settings import AgentSettings
 
 SAMPLE_RATE = 16_000
-MAX_BEAM_SIZE = 32
 FETCH_SHARE = 0.3
 """Part of a ``url`` job's progress that fetching the media takes."""
 
@@ -178,6 +178,7 @@ class TranscriptionHandler:
     """Transcribes speech in an audio or video file with faster-whisper."""
 
     task_type = "transcription"
+    params_model: ClassVar[type[Params]] = TranscriptionParams
     requires: ClassVar[dict[str, str]] = STT_REQUIRES
 
     def __init__(self, models_dir: Path | None = None) -> None:

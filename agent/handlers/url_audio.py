@@ -28,6 +28,7 @@ import shutil
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from taskpost.agent.handlers.base import HandlerError, MissingExtra, TaskContext
+from taskpost.agent.handlers.params import Params, UrlAudioParams
 from taskpost.agent.media.download import download_audio, parse_limits, require_ffmpeg
 from taskpost.agent.media.download_errors import yt_dlp
 from taskpost.agent.media.progress import ProgressWindow
@@ -52,6 +53,7 @@ class UrlAudioHandler:
     """Downloads the best audio of a URL and transcribes it."""
 
     task_type = "url_audio"
+    params_model: ClassVar[type[Params]] = UrlAudioParams
     requires: ClassVar[dict[str, str]] = {"yt_dlp": "taskpost[download]", **STT_REQUIRES}
 
     def __init__(self, transcriber: TranscriptionHandler | None = None) -> None:

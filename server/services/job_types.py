@@ -4,22 +4,33 @@ Agents declare the types they run when they register; a submit of a type nobody 
 refused (a typo would otherwise wait in the queue forever). A declared type stays known for
 ``job_type_retention_s`` after the last agent declaring it was seen, so that agents cannot grow
 the list for good.
+
+Agents also declare the JSON Schema of each type's params (``WorkerRegister.param_schemas``):
+stored per type and handler version, the newest declared is the type's current schema, which
+submits are checked against (server.services.param_checks) and ``GET /api/v1/types`` shows.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from taskpost.protocol import TASK_TYPE_PATTERN
-from taskpost.server.coordinator import BUILTIN_JOB_TYPES, Coordinator
-from taskpost.server.db.models import KnownJobType
+from taskpost.protocol import TASK_TYPE_PATTERN, HandlerSchema, JobTypeInfo
+from taskpost.server.coordinator import BUILTIN_JOB_TYPES, Coordinator, ParamSchema
+from taskpost.server.db.models import JobTypeSchema, KnownJobType, Worker
 from taskpost.server.errors import InvalidParams, UnknownJobType
+from taskpost.server.services.convert import require_datetime
 
 JOB_TYPES = KnownJobType.__table__  # type: ignore[attr-defined]
+SCHEMAS = JobTypeSchema.__table__  # type: ignore[attr-defined]
+WORKERS = Worker.__table__  # type: ignore[attr-defined]
+
+SCHEMA_REREAD_S = 10.0
+"""How long this process uses a type's schema before reading it again: an agent may declare a
+newer one through another replica."""
 
 
 def check_declared(types: Iterable[str]) -> None:
@@ -100,3 +111,81 @@ def unserved_warning(coord: Coordinator, job_type: str) -> str | None:
     extra = BUILTIN_JOB_TYPES.get(job_type)
     hint = f" (agents need: pip install 'taskpost[{extra}]')" if extra else ""
     return f"no registered agent runs {job_type!r} yet; the job waits in the queue until one does{hint}"
+
+
+async def record_schemas(
+    conn: AsyncConnection, coord: Coordinator, schemas: Mapping[str, HandlerSchema], now: float
+) -> None:
+    """Store the parameter schemas an agent declared; the newest declared per type is current."""
+    for job_type, declared in sorted(schemas.items()):
+        values = {"params_schema": declared.params_schema, "registered_at": now}
+        where = (SCHEMAS.c.type == job_type, SCHEMAS.c.version == declared.version)
+        updated = await conn.execute(update(SCHEMAS).where(*where).values(**values))
+        if updated.rowcount == 0:
+            # Another replica may insert the same handler version meanwhile: theirs stands.
+            row = {"type": job_type, "version": declared.version, **values}
+            await conn.execute(coord.db.dialect.insert_ignoring_duplicates(SCHEMAS), [row])
+        coord.param_schemas[job_type] = ParamSchema(declared.version, declared.params_schema, read_at=now)
+
+
+async def current_schema(
+    coord: Coordinator, job_type: str, *, max_age_s: float = SCHEMA_REREAD_S
+) -> ParamSchema:
+    """The schema submits of ``job_type`` are checked against, read again when older than
+    ``max_age_s``; its ``params_schema`` is None when no agent declared one."""
+    now = coord.clock()
+    cached = coord.param_schemas.get(job_type)
+    if cached is not None and now - cached.read_at < max_age_s:
+        return cached
+    query = (
+        select(SCHEMAS.c.version, SCHEMAS.c.params_schema)
+        .where(SCHEMAS.c.type == job_type)
+        .order_by(SCHEMAS.c.registered_at.desc(), SCHEMAS.c.version.desc())
+        .limit(1)
+    )
+    async with coord.db.read() as conn:
+        row = (await conn.execute(query)).first()
+    version, schema = (row.version, row.params_schema) if row is not None else (None, None)
+    if cached is not None and (cached.version, cached.params_schema) == (version, schema):
+        cached.read_at = now  # the same schema: keep its compiled validator
+        return cached
+    current = coord.param_schemas[job_type] = ParamSchema(version, schema, read_at=now)
+    return current
+
+
+async def handler_versions(coord: Coordinator, types: Iterable[str]) -> dict[str, str]:
+    """The current handler version of each type ("" when none declared a schema)."""
+    return {
+        job_type: (await current_schema(coord, job_type)).version or "" for job_type in sorted(set(types))
+    }
+
+
+async def list_types(coord: Coordinator) -> list[JobTypeInfo]:
+    """Every known type: its current schema, the live agents that serve it, when one was last seen."""
+    names = await known_types(coord)
+    now = coord.clock()
+    agents_query = select(WORKERS.c.task_types, WORKERS.c.draining).where(
+        WORKERS.c.deregistered_at.is_(None), WORKERS.c.last_seen_at > now - coord.settings.worker_gone_s
+    )
+    schemas_query = select(SCHEMAS.c.type, SCHEMAS.c.version, SCHEMAS.c.params_schema).order_by(
+        SCHEMAS.c.registered_at, SCHEMAS.c.version
+    )
+    async with coord.db.read() as conn:
+        agents = (await conn.execute(agents_query)).all()
+        newest = {row.type: row for row in await conn.execute(schemas_query)}  # the last one wins
+    types = []
+    for name in names:
+        serving = [agent for agent in agents if name in agent.task_types]
+        schema = newest.get(name)
+        seen = coord.job_types_seen.get(name)
+        types.append(
+            JobTypeInfo(
+                name=name,
+                version=schema.version if schema is not None else None,
+                params_schema=schema.params_schema if schema is not None else None,
+                agents=len(serving),
+                online=any(not agent.draining for agent in serving),
+                last_seen_at=require_datetime(seen) if seen is not None else None,
+            )
+        )
+    return types

@@ -20,7 +20,7 @@ from taskpost.protocol import (
 from taskpost.server.coordinator import Coordinator, WorkerFacts, WorkerRoute
 from taskpost.server.db.models import Worker
 from taskpost.server.errors import Forbidden, WorkerNotFound
-from taskpost.server.services import job_types
+from taskpost.server.services import job_types, param_checks
 from taskpost.server.services.convert import require_datetime
 from taskpost.server.services.jobs import JOBS
 from taskpost.server.services.keys import KEYS, namespaces_of
@@ -44,6 +44,7 @@ def cadence(coord: Coordinator) -> Cadence:
 
 async def register(coord: Coordinator, request: WorkerRegister, key_id: str | None) -> WorkerRegistered:
     job_types.check_declared(request.task_types)
+    param_checks.check_declared(request.task_types, request.param_schemas)
     now = coord.clock()
     worker_id = str(uuid.uuid4())
     task_types = sorted(set(request.task_types))
@@ -66,6 +67,7 @@ async def register(coord: Coordinator, request: WorkerRegister, key_id: str | No
             )
         )
         await job_types.record_seen(conn, coord, task_types, now)
+        await job_types.record_schemas(conn, coord, request.param_schemas, now)
     facts = WorkerFacts(worker_id, key_id, request.worker_type.value, tuple(task_types), tuple(labels))
     _remember(coord, facts)
     return WorkerRegistered(worker_id=worker_id, cadence=cadence(coord))
