@@ -22,19 +22,33 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from taskpost.agent.client import CoordinatorClient
-from taskpost.agent.errors import CoordinatorError, CoordinatorUnavailable, IntegrityError, LeaseLost
-from taskpost.agent.handlers.base import CancelReason, Handler, HandlerError
+from taskpost.agent.errors import (
+    AgentError,
+    CoordinatorError,
+    CoordinatorUnavailable,
+    IntegrityError,
+    LeaseLost,
+)
+from taskpost.agent.handlers.base import (
+    CancelReason,
+    Handler,
+    HandlerError,
+    find_local_file,
+    is_relative_local_path,
+)
 from taskpost.agent.logging import task_fields
 from taskpost.agent.outbox import Outbox
 from taskpost.agent.sendable import describe_problems, sendable_delay, sendable_tail, sendable_text
 from taskpost.agent.state import AgentState, RunningTask
 from taskpost.agent.workdir import make_private_dirs
-from taskpost.protocol import MAX_ERROR_TEXT_LENGTH, Outcome, TaskCompletion
+from taskpost.protocol import LOCAL_PATH_PARAM, MAX_ERROR_TEXT_LENGTH, Outcome, TaskCompletion
 from taskpost.protocol.fields import MAX_NAME_LENGTH
+from taskpost.protocol.tasks import RELEASE_DECLINED
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +142,10 @@ class TaskRunner:
             )
             completion: TaskCompletion | None = None
             try:
-                completion = await self._attempt(task)
+                if await _lacks_local_file(task):
+                    await self._decline(task)
+                else:
+                    completion = await self._attempt(task)
             except _Dropped as exc:
                 logger.warning("task result dropped: %s", exc, extra={"action": "task_dropped"})
             except Exception as exc:  # a bug of the agent itself; report it rather than hang
@@ -150,6 +167,21 @@ class TaskRunner:
                     else "",
                     extra={"action": "task_finished"},
                 )
+
+    async def _decline(self, task: RunningTask) -> None:
+        """Give the task back for an agent that has its file; this one is not handed it again."""
+        logger.info(
+            "task declined: local_path %r is under none of this agent's files roots",
+            task.claim.params.get(LOCAL_PATH_PARAM),
+            extra={"action": "task_declined"},
+        )
+        worker_id = self.state.worker_id
+        if worker_id is None:
+            return
+        try:
+            await self.client.release(worker_id, [task.progress()], reason=RELEASE_DECLINED)
+        except (AgentError, httpx.HTTPError) as exc:
+            logger.warning("could not decline the task (its lease will expire): %s", exc)
 
     async def _attempt(self, task: RunningTask) -> TaskCompletion:
         handler = self.handlers.get(task.claim.type)
@@ -282,6 +314,14 @@ class TaskRunner:
             logger.info(
                 "output uploaded: %s (%d bytes)", info.name, info.size, extra={"action": "output_uploaded"}
             )
+
+
+async def _lacks_local_file(task: RunningTask) -> bool:
+    """Whether the task names a relative ``local_path`` that no files root of this agent holds."""
+    path = task.claim.params.get(LOCAL_PATH_PARAM)
+    if not isinstance(path, str) or not is_relative_local_path(path):
+        return False
+    return await asyncio.to_thread(find_local_file, path, task.ctx.files_roots) is None
 
 
 class _StopWith(Exception):

@@ -5,6 +5,11 @@ instantiates it once, calls ``setup(settings)`` once (in a thread) before the fi
 ``run(ctx)`` for every task of its ``task_type``: in a thread when ``run`` is a plain function,
 on the event loop when it is ``async def``. Whatever ``run`` returns (JSON-serialisable) is the
 job's result; files written to ``ctx.output_dir`` become the job's outputs.
+
+A handler may also declare ``params_model`` (a pydantic model of its ``params``) and ``version``
+(a string; taskpost's version by default). The agent sends the model's JSON Schema when it
+registers (``handler_schema``) and the coordinator refuses submits whose params do not fit it.
+A model with ``extra="allow"`` takes further fields; one with ``extra="forbid"`` refuses them.
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from taskpost.agent.workdir import make_private_dirs
-from taskpost.protocol import WorkerType
+from taskpost.protocol import HandlerSchema, WorkerType
 
 if TYPE_CHECKING:
     from taskpost.agent.settings import AgentSettings
@@ -123,8 +129,9 @@ class TaskContext:
     def local_file(self, path: str) -> Path:
         """The file a job named by ``local_path``, if it lies inside one of the allowed roots.
 
-        Symlinks are resolved first, so a link pointing out of a root is refused too. Every
-        refusal is a non-retryable ``HandlerError``: another attempt would not change it.
+        A relative path is looked up under each root in turn. Symlinks are resolved first, so a
+        link pointing out of a root is refused too. Every refusal is a non-retryable
+        ``HandlerError``: another attempt would not change it.
         """
         if not self.files_roots:
             raise HandlerError(
@@ -132,6 +139,16 @@ class TaskContext:
                 retryable=False,
                 kind="local_path",
             )
+        if is_relative_local_path(path):
+            found = find_local_file(path, self.files_roots)
+            if found is None:
+                roots = ", ".join(str(root) for root in self.files_roots)
+                raise HandlerError(
+                    f"local_path {path!r} is not a file under any files root ({roots})",
+                    retryable=False,
+                    kind="local_path",
+                )
+            return found
         candidate = Path(path).expanduser()
         if not candidate.is_absolute():
             raise HandlerError(
@@ -178,6 +195,22 @@ class TaskContext:
             return self._progress.progress, self._progress.message
 
 
+def is_relative_local_path(path: str) -> bool:
+    """Whether a ``local_path`` is to be looked up under the files roots (not absolute, no ``~``)."""
+    return not path.startswith("~") and not Path(path).is_absolute()
+
+
+def find_local_file(path: str, roots: Sequence[Path]) -> Path | None:
+    """The first file at the relative ``path`` under one of ``roots`` (resolved, still inside it)."""
+    if ".." in Path(path).parts:
+        return None
+    for root in roots:
+        resolved = (root / path).resolve()
+        if resolved.is_relative_to(root) and resolved.is_file():
+            return resolved
+    return None
+
+
 @runtime_checkable
 class Handler(Protocol):
     """A task type's implementation."""
@@ -189,3 +222,17 @@ class Handler(Protocol):
 
     def run(self, ctx: TaskContext) -> Any:
         """Do the work; return a JSON-serialisable result or raise ``HandlerError``."""
+
+
+def handler_schema(handler: Handler, default_version: str) -> HandlerSchema | None:
+    """What the handler declares about its params (None when it names no ``params_model``)."""
+    model = getattr(handler, "params_model", None)
+    if model is None:
+        return None
+    version = getattr(handler, "version", None) or default_version
+    try:
+        return HandlerSchema(version=str(version), params_schema=model.model_json_schema())
+    except Exception:  # a third party's model: its type is then submitted unchecked
+        logger = logging.getLogger(__name__)
+        logger.exception("handler %r: its params_model has no JSON Schema", handler.task_type)
+        return None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, status
+from fastapi import APIRouter, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.responses import Response
@@ -22,8 +22,9 @@ from taskpost.protocol import (
     JobSubmitted,
     UploadPublic,
 )
-from taskpost.server.api import files, multipart, openapi
+from taskpost.server.api import files, multipart, openapi, short_form
 from taskpost.server.api.deps import CoordinatorDep, JobScopeDep, TargetNamespaceDep
+from taskpost.server.coordinator import Coordinator
 from taskpost.server.errors import InvalidParams
 from taskpost.server.services import job_types, jobs, submissions, uploads
 
@@ -46,8 +47,10 @@ async def upload(
     return await uploads.store_upload(coord, namespace, name, files.body_chunks(request), declared_sha256)
 
 
-def _parse_job(raw: bytes) -> JobCreate:
+def _parse_job(raw: bytes | dict[str, Any]) -> JobCreate:
     try:
+        if isinstance(raw, dict):
+            return JobCreate.model_validate(raw)
         return JobCreate.model_validate_json(raw)
     except ValidationError as exc:
         problems = [
@@ -55,6 +58,19 @@ def _parse_job(raw: bytes) -> JobCreate:
         ]
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
         raise InvalidParams(f"invalid job: {summary}", errors=problems) from exc
+
+
+async def _submitted(coord: Coordinator, namespace: str, spec: JobCreate) -> Response:
+    [(job, created)] = await submissions.submit(coord, namespace, [spec])
+    return _answer(coord, job, created)
+
+
+def _answer(coord: Coordinator, job: JobPublic, created: bool) -> Response:
+    warning = job_types.unserved_warning(coord, job.type)
+    body = JobSubmitted(job=job, created=created, warnings=[warning] if warning else []).model_dump(
+        mode="json"
+    )
+    return JSONResponse(status_code=201 if created else 200, content=body)
 
 
 @router.post(
@@ -73,12 +89,8 @@ async def submit(request: Request, coord: CoordinatorDep, namespace: TargetNames
             if created:
                 staged.keep()
     else:
-        [(job, created)] = await submissions.submit(coord, namespace, [_parse_job(await request.body())])
-    warning = job_types.unserved_warning(coord, job.type)
-    body = JobSubmitted(job=job, created=created, warnings=[warning] if warning else []).model_dump(
-        mode="json"
-    )
-    return JSONResponse(status_code=201 if created else 200, content=body)
+        return await _submitted(coord, namespace, _parse_job(await request.body()))
+    return _answer(coord, job, created)
 
 
 @router.post("/jobs/batch", status_code=status.HTTP_201_CREATED)
@@ -93,6 +105,30 @@ async def submit_batch(
             for job, created in results
         ]
     )
+
+
+# The path names its segment job_id, as GET /jobs/{job_id} does: one path template with two
+# methods, not two templates of one shape (which OpenAPI tools and the Allow header disagree on).
+@router.post(
+    "/jobs/{job_id}",
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": JobSubmitted, "description": "existing job (same idempotency key)"}},
+    openapi_extra=short_form.OPENAPI_EXTRA,
+)
+async def submit_short(
+    job_type: Annotated[
+        str,
+        Path(alias="job_id", description="For this POST, the job type (``batch`` is the batch submit)."),
+    ],
+    request: Request,
+    coord: CoordinatorDep,
+    namespace: TargetNamespaceDep,
+    options: Annotated[short_form.SubmitOptions, Query()],
+) -> Response:
+    """The short form of ``POST /jobs``: the body is the job's params (a JSON object), the type is
+    in the path, and the other fields of a submit are query parameters."""
+    spec = _parse_job(short_form.job_data(job_type, await request.body(), options))
+    return await _submitted(coord, namespace, spec)
 
 
 @router.get("/jobs")
@@ -122,9 +158,16 @@ async def get_job(
             "(at most the coordinator's long-poll setting).",
         ),
     ] = 0,
+    seen_state: Annotated[
+        JobState | None,
+        Query(
+            description="With wait_s: the state the caller last saw; a job in any other state is "
+            "answered at once (default: the state it is in when asked)."
+        ),
+    ] = None,
 ) -> JobPublic:
     if wait_s > 0:
-        return await jobs.get_when_changed(coord, job_id, scope, wait_s)
+        return await jobs.get_when_changed(coord, job_id, scope, wait_s, seen_state)
     return await jobs.get(coord, job_id, scope)
 
 

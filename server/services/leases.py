@@ -24,9 +24,10 @@ from taskpost.protocol import (
     TaskLeaseStatus,
     TaskProgress,
 )
+from taskpost.protocol.tasks import RELEASE_DECLINED
 from taskpost.server.coordinator import Coordinator, WorkerRoute
 from taskpost.server.errors import JobNotFound, StaleLease
-from taskpost.server.services import attempt_outputs, events, workers
+from taskpost.server.services import attempt_outputs, declines, events, workers
 from taskpost.server.services.convert import require_datetime
 from taskpost.server.services.jobs import JOBS
 from taskpost.server.services.transitions import (
@@ -234,7 +235,10 @@ _HEARTBEAT_STATEMENT = (
 async def release(
     coord: Coordinator, worker_id: str, tasks: list[TaskProgress], reason: str
 ) -> list[CompletionAck]:
-    """Put unfinished tasks back in the queue at once, giving back the attempt they used."""
+    """Put unfinished tasks back in the queue at once, giving back the attempt they used.
+
+    With the reason ``declined`` the agent is not handed them again (server.services.declines).
+    """
     now = coord.clock()
     acks: list[CompletionAck] = []
     async with coord.db.write() as conn:
@@ -246,15 +250,19 @@ async def release(
                 continue
             state = JobState.CANCELLED if row.cancel_requested else JobState.QUEUED
             values: dict[str, Any] = {"state": state.value, **ATTEMPT_OVER}
+            event = events.Event(row.id, "released", row.attempts, worker_id, reason)
             if state is JobState.QUEUED:
                 values.update(attempts=max(row.attempts - 1, 0), **WAITING_AGAIN)
+                if reason == RELEASE_DECLINED:
+                    declined = await declines.decline(conn, coord, row.id, worker_id, now)
+                    state = declined.state
+                    values.update(declined.values)
+                    event = events.Event(row.id, RELEASE_DECLINED, row.attempts, worker_id, declined.detail)
             else:
                 values.update(ended_at=now)
             await conn.execute(update(JOBS).where(JOBS.c.id == row.id).values(**values))
             await attempt_outputs.drop(conn, [row.id])
-            await events.record(
-                conn, [events.Event(row.id, "released", row.attempts, worker_id, reason)], now
-            )
+            await events.record(conn, [event], now)
             acks.append(CompletionAck(job_id=row.id, accepted=True, state=state.value))
     coord.notifier.notify()
     coord.job_changes.notify()

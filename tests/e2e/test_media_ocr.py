@@ -84,3 +84,20 @@ def test_a_docx_that_the_ocr_task_cannot_read_goes_dead_at_once(cluster: Cluster
     assert dead["state"] == "dead" and dead["attempts"] == 1, dead
     assert dead["error"]["kind"] == "unsupported_input"
     assert dead["error"]["retryable"] is False
+
+
+def test_the_seeds_relative_local_path_is_read_on_the_agent_that_holds_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The hybrid-mode seed's request as it sends it: no label, a path relative to the worker's folder."""
+    worker_folder = tmp_path / "worker"
+    (worker_folder / "samples").mkdir(parents=True)
+    media.write_mixed_pdf(worker_folder / "samples" / "sample.pdf")
+    cluster.start_agent("--task-type", "ocr", "--files-root", str(worker_folder.resolve()))
+    cluster.wait_agents(1, timeout_s=AGENT_START_S)
+    job = cluster.submit(type="ocr", params={"local_path": "samples/sample.pdf"})
+    done = _finished(cluster, job)
+    assert [page["source"] for page in done["result"]["pages"]] == ["text_layer", "ocr"]
+    first, second = _output(cluster, done, "text.txt").split("\f")
+    assert first.strip() == "\n".join(media.LINES)
+    assert jiwer.cer(" ".join(media.PAGE_TWO), " ".join(second.split())) < 0.03

@@ -38,6 +38,9 @@ COORDINATOR_SETTINGS = {
 DOMAIN_REFUSALS = {
     "POST /api/v1/jobs": "a job type no agent has declared is 422 unknown_job_type",
     "POST /api/v1/jobs/batch": "a job type no agent has declared is 422 unknown_job_type",
+    "POST /api/v1/jobs/{job_id}": "a job type no agent has declared is 422 unknown_job_type",
+    "POST /api/v1/workers/register": "a param schema for a type the agent does not run, or one that is"
+    " not a valid JSON Schema, is 422",
     "POST /api/v1/uploads": "an X-Content-SHA256 that is not the body's digest is 422",
     "PUT /api/v1/tasks/{job_id}/outputs/{name}": "an X-Content-SHA256 that is not the body's digest is 422",
 }

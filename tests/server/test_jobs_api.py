@@ -138,8 +138,8 @@ async def test_requeue_only_ended_jobs(api: Api) -> None:
 
 async def test_local_path_jobs_must_name_a_files_root(api: Api) -> None:
     missing = await api.submit(expect=422, params={"local_path": "/srv/media/a.wav"})
-    assert missing["error"]["details"]["field"] == "labels"
-    assert "files-root:/srv/media" in missing["error"]["message"]
+    assert missing["error"]["details"]["field"] == "params.local_path"
+    assert "files roots known: none" in missing["error"]["message"]
     relative = await api.submit(expect=422, params={"local_path": "a.wav"}, labels=["files-root:/srv"])
     assert relative["error"]["details"]["field"] == "params.local_path"
     elsewhere = await api.submit(

@@ -268,7 +268,7 @@ async def test_405_says_which_methods_the_path_allows(api: Api) -> None:
         # Each is also a value of a sibling templated path (/jobs/{job_id}, /workers/{worker_id}).
         ("/jobs/batch", {"POST"}),
         ("/workers/register", {"POST"}),
-        ("/jobs/some-job", {"GET"}),
+        ("/jobs/some-job", {"GET", "POST"}),  # POST: the short form of a submit
         ("/workers/some-agent", {"DELETE"}),
     ],
 )

@@ -65,8 +65,9 @@ class Dialect(Protocol):
 
         Bind parameters: worker_id, now, lease_expires_at, limit, worker_type, type_0..type_N,
         ``worker_labels`` (a JSON array) when ``with_labels``, and namespace_0..namespace_M when
-        ``namespace_count`` > 0 (a worker key restricted to those namespaces; 0: all). Each
-        leased row gets its own random lease token. Returns id, type, params, meta, priority,
+        ``namespace_count`` > 0 (a worker key restricted to those namespaces; 0: all). A job
+        whose ``declined_by`` names ``worker_id`` is skipped. Each leased row gets its own
+        random lease token. Returns id, type, params, meta, priority,
         attempts, max_attempts, timeout_s, inputs, lease_token (JSON columns as their text).
         """
 

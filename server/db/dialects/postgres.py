@@ -97,6 +97,11 @@ def _claim_sql(type_count: int, with_labels: bool, namespace_count: int) -> str:
         labels = "(j.labels = '[]' OR CAST(j.labels AS jsonb) <@ CAST(:worker_labels AS jsonb))"
     else:
         labels = "j.labels = '[]'"
+    # Not to an agent that declined the job (server.services.declines); most rows have none.
+    declined = (
+        "(j.declined_by IS NULL OR NOT CAST(j.declined_by AS jsonb)"
+        " @> jsonb_build_array(jsonb_build_object('worker_id', CAST(:worker_id AS text))))"
+    )
     # SKIP LOCKED: concurrent claims (other requests, other coordinators) each take rows the
     # others have not locked, instead of queueing behind them. The LIMIT sits under the lock,
     # so no more than :limit rows are ever locked or updated.
@@ -119,6 +124,7 @@ WHERE seq IN (
       AND (j.worker_type IS NULL OR j.worker_type = :worker_type)
       AND {labels}
       AND {namespaces}
+      AND {declined}
     ORDER BY j.priority DESC, j.seq
     LIMIT :limit
     FOR UPDATE OF j SKIP LOCKED

@@ -92,6 +92,11 @@ def _claim_sql(type_count: int, with_labels: bool, namespace_count: int) -> str:
         )
     else:
         labels = "j.labels = '[]'"
+    # Not to an agent that declined the job (server.services.declines); most rows have none.
+    declined = (
+        "(j.declined_by IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(j.declined_by) AS d"
+        " WHERE json_extract(d.value, '$.worker_id') = :worker_id))"
+    )
     return f"""
 UPDATE jobs SET
     state = 'processing',
@@ -111,6 +116,7 @@ WHERE seq IN (
       AND (j.worker_type IS NULL OR j.worker_type = :worker_type)
       AND {labels}
       AND {namespaces}
+      AND {declined}
     ORDER BY j.priority DESC, j.seq
     LIMIT :limit
 )
