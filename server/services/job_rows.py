@@ -69,7 +69,7 @@ def decoded(row: Any) -> Any:
 
 def public_job(row: Any) -> JobPublic:
     """The row as a ``JobPublic`` that is sure to serialise."""
-    job = job_public(row)
+    job = job_public(row).model_copy(update={"cached_from": row.cached_from, "webhook_url": row.webhook_url})
     try:
         job.model_dump_json()
     except PydanticSerializationError:

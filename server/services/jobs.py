@@ -10,7 +10,7 @@ import re
 import time
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskpost.protocol import REQUEUEABLE_STATES, JobEventPublic, JobPage, JobPublic, JobState
@@ -58,9 +58,13 @@ async def get(coord: Coordinator, job_id: str, scope: str | None) -> JobPublic:
         return public_job(await _load(conn, job_id, scope))
 
 
-async def get_when_changed(coord: Coordinator, job_id: str, scope: str | None, wait_s: float) -> JobPublic:
-    """The job once its state differs from the one it had when asked, or after ``wait_s`` seconds
-    (at most the long-poll setting); a job that has ended is answered at once.
+async def get_when_changed(
+    coord: Coordinator, job_id: str, scope: str | None, wait_s: float, seen_state: JobState | None = None
+) -> JobPublic:
+    """The job once its state differs from ``seen_state`` (default: the one it has when asked), or
+    after ``wait_s`` seconds (at most the long-poll setting); a job that has ended is answered at once.
+
+    A caller that passes the state it last saw misses no move made between its two requests.
 
     Waits on ``coord.job_changes``, which every claim, completion, release, cancel, requeue and
     reaper pass moves; each wake-up re-reads the job.
@@ -68,7 +72,7 @@ async def get_when_changed(coord: Coordinator, job_id: str, scope: str | None, w
     deadline = time.monotonic() + min(wait_s, coord.settings.long_poll_s)
     seen = coord.job_changes.version
     job = await get(coord, job_id, scope)
-    asked_in = job.state
+    asked_in = seen_state or job.state
     while job.state is asked_in and not job.state.is_terminal and not coord.job_changes.closed:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -118,12 +122,16 @@ async def job_events(coord: Coordinator, job_id: str, scope: str | None) -> list
 
 
 async def cancel(coord: Coordinator, job_id: str, scope: str | None) -> JobPublic:
-    """Queued or waiting jobs end at once; a running one is asked to stop at its next heartbeat."""
+    """Scheduled, queued or waiting jobs end at once; a running one is asked to stop at its next
+    heartbeat."""
     now = coord.clock()
     async with coord.db.write() as conn:
+        if coord.db.dialect.locks_rows:
+            # Held until the update: no replica queues, claims or finishes the job in between.
+            await conn.execute(select(JOBS.c.id).where(JOBS.c.id == job_id).with_for_update())
         row = await _load(conn, job_id, scope)
         state = JobState(row.state)
-        if state in (JobState.QUEUED, JobState.FAILED):
+        if state in (JobState.SCHEDULED, JobState.QUEUED, JobState.FAILED):
             values: dict[str, Any] = {
                 "state": JobState.CANCELLED.value,
                 "ended_at": now,
@@ -133,7 +141,8 @@ async def cancel(coord: Coordinator, job_id: str, scope: str | None) -> JobPubli
             values = {"cancel_requested": True}
         else:
             raise InvalidState(
-                f"job {job_id} is {state.value}; only queued, failed or processing jobs can be cancelled",
+                f"job {job_id} is {state.value}; only scheduled, queued, failed or processing jobs"
+                " can be cancelled",
                 state=state.value,
             )
         await conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(**values))
@@ -167,6 +176,10 @@ async def requeue(coord: Coordinator, job_id: str, scope: str | None) -> JobPubl
                 last_lease_token=None,
                 lease_expires_at=None,
                 worker_id=None,
+                declined_by=None,
+                webhook_state=case((JOBS.c.webhook_url.is_not(None), "waiting"), else_=None),
+                webhook_attempts=0,
+                webhook_next_at=None,
                 progress=None,
                 progress_message=None,
             )

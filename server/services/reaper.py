@@ -1,22 +1,24 @@
-"""Background upkeep: expired leases, overdue attempts, due retries, jobs out of total time,
-and then the blob collector (server.services.blob_gc).
+"""Background upkeep: expired leases, overdue attempts, due retries and scheduled jobs, jobs out
+of total time, and then the blob collector (server.services.blob_gc).
 
 One pass is a few indexed queries; it runs every ``reaper_interval_s``, first recording that
-this replica is alive (server.services.replicas). Every change is a conditional update, so
-several coordinators sharing a database may all run it: a job changes state once.
+this replica is alive (server.services.replicas). In between, the loop sleeps until the next
+due time and queues what fell due (server.services.schedule). Every change is a conditional
+update, so several coordinators sharing a database may all run it: a job changes state once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from sqlalchemy import and_, select, update
 
 from taskpost.protocol import JobState
 from taskpost.server.coordinator import Coordinator
-from taskpost.server.services import attempt_outputs, blob_gc, events, replicas, retention
+from taskpost.server.services import attempt_outputs, blob_gc, events, replicas, retention, schedule
 from taskpost.server.services.jobs import JOBS
 from taskpost.server.services.transitions import ATTEMPT_COLUMNS, AttemptFailure, after_failure
 
@@ -70,13 +72,9 @@ async def reap_once(coord: Coordinator) -> int:
                     )
                 )
         await attempt_outputs.drop(conn, ended)
-        due = await conn.execute(
-            update(JOBS)
-            .where(JOBS.c.state == JobState.FAILED.value, JOBS.c.available_at <= now)
-            .values(state=JobState.QUEUED.value, available_at=None, worker_id=None)
-        )
-        if due.rowcount:
-            changed += due.rowcount
+        due = await schedule.queue_due(conn, now)
+        if due:
+            changed += due
             woke_queue = True
         out_of_time = await conn.execute(
             update(JOBS)
@@ -137,4 +135,15 @@ async def run_forever(coord: Coordinator) -> None:
                 raise
             except Exception:
                 logger.exception("%s pass failed", action, extra={"action": action})
-        await asyncio.sleep(coord.settings.reaper_interval_s)
+        await _between_passes(coord, time.monotonic() + coord.settings.reaper_interval_s)
+
+
+async def _between_passes(coord: Coordinator, until: float) -> None:
+    """Queue scheduled jobs and due retries as they fall due until the next pass."""
+    try:
+        await schedule.run_until(coord, until)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("schedule pass failed", extra={"action": "schedule"})
+        await asyncio.sleep(max(0.0, until - time.monotonic()))

@@ -2,10 +2,15 @@
 
 A new job holds a reference on the blob of each input (server.services.blob_refs), taken in
 the transaction that inserts it, so that an upload that expires later leaves the job its files.
+
+A job due later (``run_at``, ``delay_s``) is inserted SCHEDULED (server.services.schedule); one
+submitted with ``cache`` that an equal completed job answers is inserted COMPLETED with that
+job's result and outputs, holding its own references on their blobs (server.services.result_cache).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import Sequence
@@ -22,9 +27,18 @@ from taskpost.protocol import (
     RetryPolicy,
 )
 from taskpost.protocol.fields import MAX_INPUTS
+from taskpost.server import outbound
 from taskpost.server.coordinator import Coordinator
 from taskpost.server.errors import InvalidParams, UploadNotFound
-from taskpost.server.services import blob_refs, job_types, local_paths
+from taskpost.server.services import (
+    blob_refs,
+    events,
+    job_types,
+    local_paths,
+    param_checks,
+    result_cache,
+    schedule,
+)
 from taskpost.server.services.job_rows import decoded, job_select, public_job
 from taskpost.server.services.jobs import JOBS, UPLOADS
 
@@ -36,18 +50,24 @@ def _row_for(
     policy = spec.retry or RetryPolicy(
         base_s=settings.retry_base_s, factor=settings.retry_factor, cap_s=settings.retry_cap_s
     )
+    due = schedule.due_at(spec, now)
+    total_timeout_s = spec.total_timeout_s
+    if due is not None and total_timeout_s is not None:
+        # Deadlines count from created_at; a scheduled job's time runs from when it falls due.
+        total_timeout_s += due - now
     return {
         "id": str(uuid.uuid4()),
         "namespace": namespace,
         "type": spec.type,
-        "state": JobState.QUEUED.value,
+        "state": (JobState.QUEUED if due is None else JobState.SCHEDULED).value,
+        "available_at": due,
         "priority": spec.priority.rank,
         "params": spec.params,
         "meta": spec.meta,
         "attempts": 0,
         "max_attempts": spec.max_attempts or settings.default_max_attempts,
         "timeout_s": spec.timeout_s if spec.timeout_s is not None else settings.default_timeout_s,
-        "total_timeout_s": spec.total_timeout_s,
+        "total_timeout_s": total_timeout_s,
         "retry": policy.model_dump(),
         "worker_type": spec.worker_type.value if spec.worker_type else None,
         "labels": json.dumps(sorted(set(spec.labels))),
@@ -56,6 +76,8 @@ def _row_for(
         "outputs": [],
         "created_at": now,
         "cancel_requested": False,
+        "webhook_url": spec.webhook_url,
+        "webhook_state": "waiting" if spec.webhook_url else None,
     }
 
 
@@ -111,15 +133,29 @@ async def submit(
         raise ValueError("stored inputs belong to a single job")
     await job_types.ensure_known(coord, {spec.type for spec in specs})
     for spec in specs:
-        local_paths.check(spec)
+        schedule.due_at(spec, coord.clock())  # refuses run_at with delay_s, or without a time zone
+        if spec.webhook_url is not None:
+            await outbound.refuse_unsafe_url(
+                spec.webhook_url, field="webhook_url", allow_private=coord.settings.allow_private_webhooks
+            )
+    await param_checks.check(coord, specs)
+    specs = await local_paths.check(coord, namespace, specs)
+    versions = await job_types.handler_versions(
+        coord, {spec.type for spec in specs if result_cache.wanted(spec)}
+    )
     now = coord.clock()
     try:
-        results = await _submit_once(coord, namespace, specs, now, stored_inputs)
+        results = await _submit_once(coord, namespace, specs, now, stored_inputs, versions)
     except IntegrityError:
         # Another coordinator inserted the same idempotency key between our read and insert.
-        results = await _submit_once(coord, namespace, specs, now, stored_inputs)
-    if any(created for _, created in results):
+        results = await _submit_once(coord, namespace, specs, now, stored_inputs, versions)
+    created = {job.state for job, is_new in results if is_new}
+    if JobState.QUEUED in created:
         coord.notifier.notify()
+    if JobState.SCHEDULED in created:
+        schedule.wake(coord)
+    if JobState.COMPLETED in created:
+        coord.job_changes.notify()  # served from the cache: it ended as it was inserted
     return results
 
 
@@ -129,6 +165,7 @@ async def _submit_once(
     specs: list[JobCreate],
     now: float,
     stored_inputs: Sequence[dict[str, Any]],
+    versions: dict[str, str],
 ) -> list[tuple[JobPublic, bool]]:
     async with coord.db.write() as conn:
         keys = {spec.idempotency_key for spec in specs if spec.idempotency_key}
@@ -143,6 +180,7 @@ async def _submit_once(
         uploads = await _resolve_inputs(conn, coord, namespace, specs)
         plan: list[tuple[str, bool]] = []
         new_rows: list[dict[str, Any]] = []
+        cached: list[events.Event] = []
         used_uploads: set[str] = set()
         for spec in specs:
             key = spec.idempotency_key
@@ -151,6 +189,16 @@ async def _submit_once(
                 continue
             stored = stored_inputs if spec is specs[0] else ()
             row = _row_for(coord, namespace, spec, _inputs_of(spec, uploads, stored), now)
+            if result_cache.wanted(spec):
+                row["cache_key"] = result_cache.cache_key(
+                    spec.type, versions[spec.type], spec.params, row["inputs"]
+                )
+                source = await result_cache.find(conn, coord, namespace, row["cache_key"])
+                if source is not None:
+                    row = result_cache.completed_copy(row, source, now)
+                    cached.append(
+                        events.Event(row["id"], "cached", 0, detail=f"result of job {source.job_id}")
+                    )
             new_rows.append(row)
             used_uploads.update(ref.upload_id for ref in spec.inputs)
             if stored:
@@ -159,8 +207,13 @@ async def _submit_once(
                 id_by_key[key] = row["id"]
             plan.append((row["id"], True))
         if new_rows:
-            await conn.execute(insert(JOBS), new_rows)
-            await blob_refs.add(conn, [entry["blob_key"] for row in new_rows for entry in row["inputs"]])
+            # One INSERT per run of rows with the same columns (a copy from the cache has more).
+            for _, rows_alike in itertools.groupby(new_rows, key=lambda row: sorted(row)):
+                await conn.execute(insert(JOBS), list(rows_alike))
+            await blob_refs.add(
+                conn, [entry["blob_key"] for row in new_rows for entry in (*row["inputs"], *row["outputs"])]
+            )
+            await events.record(conn, cached, now)
         if used_uploads:
             await conn.execute(update(UPLOADS).where(UPLOADS.c.id.in_(used_uploads)).values(last_used_at=now))
         wanted = {job_id for job_id, _ in plan}

@@ -30,7 +30,10 @@ def _spy_on_waits(api: Api, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
     wait = api.coord.job_changes.wait
 
     async def noted_wait(seen_version: int, timeout_s: float) -> None:
-        waiting.set()
+        task = asyncio.current_task()
+        # The coordinator's own loops (the webhook dispatcher) wait on job changes too.
+        if task is None or not task.get_name().startswith("taskpost-"):
+            waiting.set()
         await wait(seen_version, timeout_s)
 
     monkeypatch.setattr(api.coord.job_changes, "wait", noted_wait)
@@ -136,3 +139,31 @@ async def test_a_negative_wait_s_is_refused(api: Api) -> None:
     )
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_params"
+
+
+async def test_a_move_made_before_the_hold_is_answered_at_once_given_the_state_seen(
+    patient_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that saw ``queued`` asks again after the claim: it must not wait for the next move."""
+    api = patient_api
+    worker = await api.register()
+    job = await api.submit()
+    await api.claim(worker)
+    waiting = _spy_on_waits(api, monkeypatch)
+    response = await asyncio.wait_for(
+        api.http.get(
+            f"{API_PREFIX}/jobs/{job['id']}",
+            params={"wait_s": 60, "seen_state": "queued"},
+            headers=api.auth("client"),
+        ),
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "processing"
+    assert not waiting.is_set(), "the job had moved from the state seen: nothing to wait for"
+    bad = await api.http.get(
+        f"{API_PREFIX}/jobs/{job['id']}",
+        params={"wait_s": 1, "seen_state": "asleep"},
+        headers=api.auth("client"),
+    )
+    assert bad.status_code == 422
