@@ -12,13 +12,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from taskpost.protocol import API_PREFIX
-from taskpost.server.api import routes_admin, routes_health, routes_jobs, routes_workers
+from taskpost.server.api import (
+    routes_admin,
+    routes_health,
+    routes_jobs,
+    routes_types,
+    routes_webhooks,
+    routes_workers,
+)
 from taskpost.server.api.auth import AuthMiddleware
 from taskpost.server.api.errors import install_error_handlers
 from taskpost.server.api.limits import BodyLimitMiddleware
 from taskpost.server.api.openapi import install_openapi
 from taskpost.server.coordinator import Coordinator
 from taskpost.server.services import keys, reaper, replicas
+from taskpost.server.services.webhooks import WebhookDispatcher
 from taskpost.server.settings import Settings
 from taskpost.server.version import VERSION
 
@@ -50,9 +58,12 @@ def create_app(settings: Settings | None = None, coordinator: Coordinator | None
         await coord.notifier.start()
         await coord.job_changes.start()
         reaper_task = asyncio.create_task(reaper.run_forever(coord), name="taskpost-reaper")
+        webhooks = WebhookDispatcher(coord)
+        webhooks.start()
         try:
             yield
         finally:
+            await webhooks.aclose()
             await coord.notifier.aclose()
             await coord.job_changes.aclose()
             reaper_task.cancel()
@@ -67,6 +78,8 @@ def create_app(settings: Settings | None = None, coordinator: Coordinator | None
     app.include_router(routes_health.router)
     for router in (routes_jobs.router, routes_workers.router, routes_admin.router):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(routes_webhooks.router, prefix=API_PREFIX)
+    app.include_router(routes_types.router, prefix=API_PREFIX)
     install_openapi(app)
     # Each add_middleware wraps the app built so far, so the one added last runs first. Body
     # limits come before auth here, so that auth runs first: no body is read for a caller

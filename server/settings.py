@@ -60,6 +60,18 @@ class Settings(BaseSettings):
     retry_factor: float = Field(default=2.0, ge=1)
     retry_cap_s: float = Field(default=300.0, ge=0)
 
+    # Webhooks (server/services/webhooks.py): a job's webhook_url is POSTed when the job ends.
+    allow_private_webhooks: bool = False
+    """Let webhook URLs point at loopback, private, link-local and other non-public addresses."""
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    """How long one delivery (resolving, connecting, sending, the response's status) may take."""
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100)
+    """Deliveries tried before the webhook is given up as failed."""
+    webhook_retry_base_s: float = Field(default=10.0, ge=0)
+    """Delay after the first failed delivery; it doubles after each one (with jitter)."""
+    webhook_retry_cap_s: float = Field(default=3600.0, ge=0)
+    """Longest delay between two deliveries."""
+
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
     max_json_bytes: int = Field(default=4 * 1024**2, gt=0)
     """Largest JSON request body; larger ones get 413 (file routes use max_upload_bytes)."""
