@@ -11,11 +11,11 @@ import secrets
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
+from taskpost.client import Client, TaskpostError
+from taskpost.errors import CliError
 from taskpost.launch import ChildProcess, child_env, wait_healthy, wait_until
-from taskpost.remote import CliError, RemoteCoordinator
-from taskpost.submit import submit_job
+from taskpost.protocol import JobPublic, JobState, Role
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 DEMO_JOBS = (
@@ -40,30 +40,32 @@ def run_demo(work_dir: Path, port: int) -> None:
             wait_healthy(url, coordinator)
         except (RuntimeError, TimeoutError) as exc:
             raise CliError(f"{exc}\nsee {server_log}") from exc
-        with RemoteCoordinator(url, admin_key, timeout=120) as remote:
-            worker_key = remote.request("POST", "/keys", json={"role": "worker", "name": "demo agent"})["key"]
+        with Client(url, admin_key, timeout=120) as client:
+            worker_key = client.create_key(Role.WORKER, "demo agent").key
             print("starting one agent (it loads the models once)")
             agent_args = ["agent", "--server-url", url, "--health-port", "0", "--log-format", "text"]
             agent_args += ["--max-concurrent", "2"]
             # In the environment, not on the command line: ``ps`` shows arguments to everyone.
             agent_env = {**env, "TASKPOST_API_KEY": worker_key}
             agent = ChildProcess(agent_args, agent_env, agent_log).start()
-            _wait_for_agent(remote, agent, agent_log)
+            _wait_for_agent(client, agent, agent_log)
             for job_type, sample, main_output in DEMO_JOBS:
-                _run_one(remote, job_type, sample, outputs / job_type, main_output, agent_log)
+                _run_one(client, job_type, sample, outputs / job_type, main_output, agent_log)
         print(f"\noutputs saved under {outputs}")
+    except TaskpostError as exc:
+        raise CliError(f"{exc}; see {server_log}") from exc
     finally:
         if agent is not None:
             agent.stop(signal.SIGTERM)
         coordinator.stop(signal.SIGTERM)
 
 
-def _wait_for_agent(remote: RemoteCoordinator, agent: ChildProcess, agent_log: Path) -> None:
+def _wait_for_agent(client: Client, agent: ChildProcess, agent_log: Path) -> None:
     def registered() -> list[str] | None:
         if not agent.running():
             raise CliError(f"the agent exited; see {agent_log}")
-        workers = remote.request("GET", "/workers")
-        return list(workers[0]["task_types"]) if workers else None
+        workers = client.workers()
+        return list(workers[0].task_types) if workers else None
 
     try:
         task_types = wait_until(registered, 300, "the agent to register")
@@ -76,16 +78,18 @@ def _wait_for_agent(remote: RemoteCoordinator, agent: ChildProcess, agent_log: P
 
 
 def _run_one(
-    remote: RemoteCoordinator, job_type: str, sample: Path, out: Path, main_output: str, agent_log: Path
-) -> dict[str, Any]:
+    client: Client, job_type: str, sample: Path, out: Path, main_output: str, agent_log: Path
+) -> JobPublic:
     print(f"\nsubmitting the {job_type} job for {sample.name}")
     started = time.monotonic()
-    job: dict[str, Any] = submit_job(remote, job_type, [], [sample], "default", True, out, wait_timeout_s=600)
+    submitted = client.submit(job_type, files={sample.name: sample})
+    job = client.wait(submitted.job.id, timeout=600)
     elapsed = time.monotonic() - started
-    if job["state"] != "completed":
-        error = (job.get("error") or {}).get("message")
-        raise CliError(f"the {job_type} job ended {job['state']}: {error}; see {agent_log}")
-    print(f"{job_type} completed in {elapsed:.1f} s; outputs: {', '.join(o['name'] for o in job['outputs'])}")
+    if job.state is not JobState.COMPLETED:
+        error = job.error.message if job.error else None
+        raise CliError(f"the {job_type} job ended {job.state.value}: {error}; see {agent_log}")
+    client.download_outputs(job.id, out)
+    print(f"{job_type} completed in {elapsed:.1f} s; outputs: {', '.join(o.name for o in job.outputs)}")
     text_file = out / main_output
     if text_file.is_file():
         print("---\n" + text_file.read_text(encoding="utf-8").strip() + "\n---")

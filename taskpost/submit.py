@@ -1,23 +1,30 @@
-"""``taskpost submit``: upload inputs, submit, and optionally wait for the end."""
+"""``taskpost submit``: the job from the command line's options, the server's warnings, and what
+``--wait`` is waiting for, line by line."""
 
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from taskpost.remote import CliError, RemoteCoordinator
+import typer
 
-_TERMINAL = {"completed", "dead", "cancelled"}
+from taskpost.client import Client
+from taskpost.protocol import JobPublic, JobState, JobSubmitted, Priority
+from taskpost.purge import InvalidDuration, parse_duration
+
+Echo = Callable[[str], None]
 
 
-def parse_params(pairs: list[str]) -> dict[str, Any]:
+def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` pairs; a value is JSON when it parses as JSON, else the text itself."""
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise CliError(f"--param {pair!r} must look like key=value")
+            raise typer.BadParameter(f"{pair!r} must look like key=value", param_hint="--param")
         try:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -25,35 +32,130 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-def submit_job(
-    remote: RemoteCoordinator,
-    job_type: str,
-    params: list[str],
-    files: list[Path],
-    priority: str,
-    wait: bool,
-    output_dir: Path | None,
-    wait_timeout_s: float = 3600.0,
-) -> Any:
-    inputs = []
+def parse_run_at(text: str | None) -> datetime | None:
+    """An ISO 8601 time with a zone: ``2026-12-03T09:00:00+01:00`` or ``2026-12-03T08:00:00Z``."""
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO 8601 time with a zone: write e.g. 2026-12-03T08:00:00Z "
+            "or 2026-12-03T09:00:00+01:00",
+            param_hint="--run-at",
+        )
+    return when
+
+
+def parse_delay(text: str | None) -> float | None:
+    """Seconds, as a plain number or with a unit: ``90``, ``90s``, ``30m``, ``12h``, ``1d``."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return parse_duration(text)
+    except InvalidDuration as exc:
+        raise typer.BadParameter(str(exc), param_hint="--delay") from None
+
+
+def checked_files(files: Sequence[Path]) -> dict[str, Path]:
+    """The inputs by name (each file is its own input, named as the file is)."""
+    inputs: dict[str, Path] = {}
     for path in files:
         if not path.is_file():
-            raise CliError(f"no such file: {path}")
-        with path.open("rb") as handle:
-            uploaded = remote.request("POST", "/uploads", params={"name": path.name}, content=handle)
-        inputs.append({"name": path.name, "upload_id": uploaded["upload_id"]})
-    spec = {"type": job_type, "params": parse_params(params), "priority": priority, "inputs": inputs}
-    job = remote.request("POST", "/jobs", json=spec)["job"]
+            raise typer.BadParameter(f"no such file: {path}", param_hint="--file")
+        if path.name in inputs:
+            raise typer.BadParameter(
+                f"two inputs named {path.name!r}: an input is named as its file, rename one",
+                param_hint="--file",
+            )
+        inputs[path.name] = path
+    return inputs
+
+
+def report_submitted(submitted: JobSubmitted, echo: Echo) -> None:
+    """The server's warnings, and the job kept from an earlier submit with the same key."""
+    for warning in submitted.warnings:
+        echo(f"warning: {warning}")
+    if not submitted.created:
+        echo(f"job {submitted.job.id} was submitted before with this idempotency key: that job is shown")
+
+
+def describe(job: JobPublic) -> str:
+    """Where the job is, in one line: what ``--wait`` prints each time it moves."""
+    name = f"job {job.id}"
+    if job.state is JobState.SCHEDULED:
+        due = job.available_at.isoformat() if job.available_at else "its time"
+        return f"{name} is scheduled: due at {due}"
+    if job.state is JobState.QUEUED:
+        return f"{name} is queued: waiting for an agent that runs {job.type!r}{_routing(job)}"
+    if job.state is JobState.PROCESSING:
+        agent = f" on agent {job.worker_id}" if job.worker_id else ""
+        return f"{name} is processing{agent} (attempt {job.attempts} of {job.max_attempts})"
+    if job.state is JobState.FAILED:
+        reason = f": {job.error.message}" if job.error else ""
+        retry = f"; retried at {job.available_at.isoformat()}" if job.available_at else ""
+        return f"{name} attempt {job.attempts} failed{reason}{retry}"
+    if job.state is JobState.COMPLETED and job.cached_from:
+        return f"{name} completed from the cache (the result of job {job.cached_from})"
+    reason = f": {job.error.message}" if job.error else ""
+    return f"{name} {job.state.value}{reason}"
+
+
+def _routing(job: JobPublic) -> str:
+    parts = []
+    if job.worker_type is not None:
+        parts.append(f"of type {job.worker_type.value}")
+    if job.labels:
+        parts.append("with the labels " + ", ".join(job.labels))
+    return (" " + " and ".join(parts)) if parts else ""
+
+
+def submit_and_wait(
+    client: Client,
+    job_type: str,
+    params: dict[str, Any],
+    files: dict[str, Path],
+    *,
+    priority: Priority,
+    run_at: datetime | None,
+    delay_s: float | None,
+    cache: bool | None,
+    webhook_url: str | None,
+    wait: bool,
+    wait_timeout_s: float | None,
+    output_dir: Path | None,
+    echo: Echo,
+) -> JobPublic:
+    """Submit; with ``wait``, the job once it ended (and its outputs in ``output_dir``)."""
+    submitted = client.submit(
+        job_type,
+        params,
+        files=files or None,
+        priority=priority,
+        run_at=run_at,
+        delay_s=delay_s,
+        cache=cache,
+        webhook_url=webhook_url,
+    )
+    report_submitted(submitted, echo)
     if not wait:
-        return job
-    deadline = time.monotonic() + wait_timeout_s
-    while job["state"] not in _TERMINAL:
-        if time.monotonic() > deadline:
-            raise CliError(f"job {job['id']} still {job['state']} after {wait_timeout_s:.0f} s")
-        time.sleep(0.2)
-        job = remote.request("GET", f"/jobs/{job['id']}")
-    if output_dir is not None:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        for output in job["outputs"]:
-            remote.download(f"/jobs/{job['id']}/outputs/{output['name']}", output_dir / output["name"])
+        return submitted.job
+    said = [describe(submitted.job)]
+    echo(said[0])
+
+    def moved(job: JobPublic) -> None:
+        if (line := describe(job)) != said[-1]:
+            said.append(line)
+            echo(line)
+
+    job = client.wait(submitted.job.id, wait_timeout_s, on_update=moved)
+    if output_dir is not None and job.outputs:
+        saved = client.download_outputs(job.id, output_dir)
+        echo(f"saved {len(saved)} output{'' if len(saved) == 1 else 's'} in {output_dir}")
     return job

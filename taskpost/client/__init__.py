@@ -27,6 +27,7 @@ from taskpost.client.errors import (
 )
 from taskpost.client.requests import job_spec
 from taskpost.client.sync import Client
+from taskpost.client.webhooks import InvalidSignature, verify_webhook
 
 __all__ = [
     "AsyncClient",
@@ -36,6 +37,7 @@ __all__ = [
     "FileNotFound",
     "Forbidden",
     "InvalidParams",
+    "InvalidSignature",
     "InvalidState",
     "JobFailed",
     "JobNotFound",
@@ -51,4 +53,5 @@ __all__ = [
     "UploadTooSlow",
     "WaitTimedOut",
     "job_spec",
+    "verify_webhook",
 ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -16,19 +18,27 @@ import tenacity
 from taskpost.client import downloads, requests, retries
 from taskpost.client.errors import JobFailed, ServerUnavailable, WaitTimedOut, error_from_response
 from taskpost.client.requests import Call, FileSource
-from taskpost.client.sync import WAIT_STEP_S
+from taskpost.client.sync import WAIT_STEP_S, WaitCallback, progress_key
 from taskpost.protocol import (
     SHA256_HEADER,
     JobBatchSubmitted,
     JobCreate,
+    JobEventPublic,
     JobPage,
     JobPublic,
     JobState,
     JobSubmitted,
+    JobTypeList,
+    KeyCreated,
+    KeyPublic,
     Priority,
+    RetryPolicy,
+    Role,
     Stats,
+    WorkerPublic,
     WorkerType,
 )
+from taskpost.protocol.admin import FinishedState, PurgeResult
 
 
 class AsyncClient:
@@ -101,23 +111,39 @@ class AsyncClient:
         files: Mapping[str, FileSource] | None = None,
         priority: Priority | str = Priority.DEFAULT,
         timeout_s: float | None = None,
+        total_timeout_s: float | None = None,
         max_attempts: int | None = None,
+        retry: RetryPolicy | None = None,
         idempotency_key: str | None = None,
         labels: Sequence[str] = (),
         worker_type: WorkerType | str | None = None,
         meta: Mapping[str, Any] | None = None,
+        run_at: datetime | None = None,
+        delay_s: float | None = None,
+        cache: bool | None = None,
+        webhook_url: str | None = None,
     ) -> JobSubmitted:
-        """Submit one job; ``files`` maps input names to paths or bytes, uploaded with it."""
+        """Submit one job; ``files`` maps input names to paths or bytes, uploaded with it.
+
+        The keywords are ``JobCreate``'s fields (see ``taskpost.client.job_spec``); the answer's
+        ``warnings`` say what may keep the job waiting (no agent serves its type, ...).
+        """
         spec = requests.job_spec(
             type,
             params,
             priority=priority,
             timeout_s=timeout_s,
+            total_timeout_s=total_timeout_s,
             max_attempts=max_attempts,
+            retry=retry,
             idempotency_key=idempotency_key,
             labels=labels,
             worker_type=worker_type,
             meta=meta,
+            run_at=run_at,
+            delay_s=delay_s,
+            cache=cache,
+            webhook_url=webhook_url,
         )
         return requests.parsed(JobSubmitted, await self._send(requests.submit(spec, files)))
 
@@ -125,17 +151,34 @@ class AsyncClient:
         """Submit several jobs in one request (build each with ``taskpost.client.job_spec``)."""
         return requests.parsed(JobBatchSubmitted, await self._send(requests.submit_many(jobs)))
 
-    async def get(self, job_id: str, *, wait_s: float = 0.0) -> JobPublic:
-        """The job; with ``wait_s``, once it changes state or after that many seconds."""
-        return requests.parsed(JobPublic, await self._send(requests.get(job_id, wait_s)))
+    async def get(self, job_id: str, *, wait_s: float = 0.0, seen_state: JobState | None = None) -> JobPublic:
+        """The job; with ``wait_s``, once it changes state (from ``seen_state`` if given) or after
+        that many seconds."""
+        return requests.parsed(JobPublic, await self._send(requests.get(job_id, wait_s, seen_state)))
 
     # The same signature as Client.wait: the timeout becomes WaitTimedOut, carrying the last state.
-    async def wait(self, job_id: str, timeout: float | None = None) -> JobPublic:  # noqa: ASYNC109
-        """The job once it has ended (completed, dead or cancelled); WaitTimedOut after ``timeout``."""
+    async def wait(
+        self,
+        job_id: str,
+        timeout: float | None = None,  # noqa: ASYNC109
+        *,
+        on_update: WaitCallback | None = None,
+    ) -> JobPublic:
+        """The job once it has ended (completed, dead or cancelled); WaitTimedOut after ``timeout``.
+
+        ``on_update`` sees the job first and then each time its state, attempt or agent changes.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        seen: tuple[object, ...] | None = None
+        last_state: JobState | None = None
         while True:
             remaining = WAIT_STEP_S if deadline is None else min(WAIT_STEP_S, deadline - time.monotonic())
-            job = await self.get(job_id, wait_s=max(remaining, 0.0))
+            # With on_update, the first look is immediate: the caller sees the job as it is now.
+            hold = 0.0 if on_update is not None and seen is None else max(remaining, 0.0)
+            job = await self.get(job_id, wait_s=hold, seen_state=last_state)
+            last_state = job.state
+            if on_update is not None and seen != (seen := progress_key(job)):
+                on_update(job)
             if job.state.is_terminal:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
@@ -204,5 +247,47 @@ class AsyncClient:
                 return
             cursor = page.next_cursor
 
-    async def stats(self) -> Stats:
-        return requests.parsed(Stats, await self._send(requests.stats()))
+    async def events(self, job_id: str) -> builtins.list[JobEventPublic]:
+        """What happened to the job: claims, failures, lease expiries, stale completions..."""
+        return requests.parsed_list(JobEventPublic, await self._send(requests.events(job_id)))
+
+    async def stats(self, namespace: str | None = None) -> Stats:
+        """Jobs per type, priority and state, and the agents (an admin key: ``namespace``, or all)."""
+        return requests.parsed(Stats, await self._send(requests.stats(namespace)))
+
+    async def types(self) -> JobTypeList:
+        """The job types agents have registered: their parameters' schema, and who serves them."""
+        return requests.parsed(JobTypeList, await self._send(requests.types()))
+
+    # Admin operations (an admin key).
+
+    async def create_key(
+        self, role: Role | str, name: str | None = None, namespaces: Sequence[str] = ()
+    ) -> KeyCreated:
+        """A new API key; its secret (``.key``) is in this answer only."""
+        return requests.parsed(KeyCreated, await self._send(requests.create_key(role, name, namespaces)))
+
+    async def list_keys(self) -> builtins.list[KeyPublic]:
+        return requests.parsed_list(KeyPublic, await self._send(requests.list_keys()))
+
+    async def revoke_key(self, key: str) -> KeyPublic:
+        """Revoke a key by its id or prefix; it stops working at once."""
+        return requests.parsed(KeyPublic, await self._send(requests.revoke_key(key)))
+
+    async def workers(self, *, include_gone: bool = False) -> builtins.list[WorkerPublic]:
+        """The registered agents (with ``include_gone``, those that stopped too)."""
+        return requests.parsed_list(WorkerPublic, await self._send(requests.workers(include_gone)))
+
+    async def purge(
+        self,
+        states: Sequence[FinishedState | str],
+        older_than_s: float,
+        *,
+        type: str | None = None,
+        dry_run: bool = False,
+        namespace: str | None = None,
+    ) -> PurgeResult:
+        """Delete finished jobs that ended ``older_than_s`` ago or earlier (one request: call again
+        while the answer says ``more``); ``dry_run`` only counts them."""
+        call = requests.purge(states, older_than_s, type, dry_run, namespace)
+        return requests.parsed(PurgeResult, await self._send(call))

@@ -10,15 +10,27 @@ import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from taskpost.client.errors import error_from_response
-from taskpost.protocol import API_PREFIX, JobBatchCreate, JobCreate, JobState, Priority, WorkerType
+from taskpost.client.errors import InvalidParams, error_from_response
+from taskpost.protocol import (
+    API_PREFIX,
+    JobBatchCreate,
+    JobCreate,
+    JobState,
+    KeyCreate,
+    Priority,
+    RetryPolicy,
+    Role,
+    WorkerType,
+)
+from taskpost.protocol.admin import FinishedState, PurgeRequest
 
 FileSource = Path | str | bytes
 """A file to upload: a path on this machine, or its bytes."""
@@ -67,26 +79,63 @@ def job_spec(
     *,
     priority: Priority | str = Priority.DEFAULT,
     timeout_s: float | None = None,
+    total_timeout_s: float | None = None,
     max_attempts: int | None = None,
+    retry: RetryPolicy | None = None,
     idempotency_key: str | None = None,
     labels: Sequence[str] = (),
     worker_type: WorkerType | str | None = None,
     meta: Mapping[str, Any] | None = None,
+    run_at: datetime | None = None,
+    delay_s: float | None = None,
+    cache: bool | None = None,
+    webhook_url: str | None = None,
 ) -> JobCreate:
-    """A job to submit, checked here as the coordinator will; it always has an idempotency key."""
-    return JobCreate.model_validate(
+    """A job to submit, checked here as the coordinator will; it always has an idempotency key.
+
+    ``run_at`` (a time with a zone) or ``delay_s`` hold the job until then; ``cache`` lets an
+    equal completed job answer it; ``webhook_url`` is POSTed a signed summary when it ends.
+    """
+    return checked(
+        JobCreate,
         {
             "type": type,
             "params": dict(params or {}),
-            "priority": Priority(priority),
-            "timeout_s": None if timeout_s is None else float(timeout_s),
+            "priority": priority,
+            "timeout_s": _seconds(timeout_s),
+            "total_timeout_s": _seconds(total_timeout_s),
             "max_attempts": max_attempts,
+            "retry": retry,
             "idempotency_key": idempotency_key or new_idempotency_key(),
             "labels": list(labels),
-            "worker_type": None if worker_type is None else WorkerType(worker_type),
+            "worker_type": worker_type,
             "meta": dict(meta or {}),
-        }
+            "run_at": run_at,
+            "delay_s": _seconds(delay_s),
+            "cache": cache,
+            "webhook_url": webhook_url,
+        },
     )
+
+
+def checked(model: type[Model], data: Mapping[str, Any]) -> Model:
+    """``data`` as ``model``; InvalidParams naming each bad field, as the coordinator's 422 would."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(part) for part in error["loc"]) or "body", "message": error["msg"]}
+            for error in exc.errors()
+        ]
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
+        raise InvalidParams(
+            f"invalid request: {summary}", code="invalid_params", details={"errors": problems}
+        ) from None
+
+
+def _seconds(value: float | None) -> float | None:
+    """Whole numbers too: the protocol's strict floats refuse an ``int``."""
+    return None if value is None else float(value)
 
 
 def _dump(spec: JobCreate) -> dict[str, Any]:
@@ -115,9 +164,12 @@ def _job_path(job_id: str, *rest: str) -> str:
     return "/".join(["/jobs", quote(job_id, safe=""), *(quote(part, safe="") for part in rest)])
 
 
-def get(job_id: str, wait_s: float = 0.0) -> Call:
+def get(job_id: str, wait_s: float = 0.0, seen_state: JobState | None = None) -> Call:
     if wait_s > 0:
-        return Call("GET", _job_path(job_id), query={"wait_s": wait_s}, extra_wait_s=wait_s)
+        query: dict[str, str | int | float] = {"wait_s": wait_s}
+        if seen_state is not None:
+            query["seen_state"] = seen_state.value
+        return Call("GET", _job_path(job_id), query=query, extra_wait_s=wait_s)
     return Call("GET", _job_path(job_id))
 
 
@@ -132,10 +184,6 @@ def list_page(state: JobState | str | None, type: str | None, limit: int, cursor
     return Call("GET", "/jobs", query=query)
 
 
-def events(job_id: str) -> Call:
-    return Call("GET", _job_path(job_id, "events"))
-
-
 def cancel(job_id: str) -> Call:
     return Call("POST", _job_path(job_id, "cancel"), resendable=False)
 
@@ -148,8 +196,52 @@ def output(job_id: str, name: str) -> Call:
     return Call("GET", _job_path(job_id, "outputs", name))
 
 
-def stats() -> Call:
-    return Call("GET", "/stats")
+def stats(namespace: str | None = None) -> Call:
+    return Call("GET", "/stats", query={"namespace": namespace} if namespace else {})
+
+
+def types() -> Call:
+    return Call("GET", "/types")
+
+
+def events(job_id: str) -> Call:
+    return Call("GET", _job_path(job_id, "events"))
+
+
+# Admin operations. None is resent after a lost answer: each changes something and has no key
+# that would make a second one harmless.
+
+
+def create_key(role: Role | str, name: str | None, namespaces: Sequence[str]) -> Call:
+    spec = checked(KeyCreate, {"role": role, "name": name, "namespaces": list(namespaces)})
+    return Call("POST", "/keys", json=spec.model_dump(mode="json"), resendable=False)
+
+
+def list_keys() -> Call:
+    return Call("GET", "/keys")
+
+
+def revoke_key(key: str) -> Call:
+    return Call("DELETE", "/keys/" + quote(key, safe=""), resendable=False)
+
+
+def workers(include_gone: bool) -> Call:
+    return Call("GET", "/workers", query={"include_gone": "true" if include_gone else "false"})
+
+
+def purge(
+    states: Sequence[FinishedState | str],
+    older_than_s: float,
+    type: str | None,
+    dry_run: bool,
+    namespace: str | None,
+) -> Call:
+    request = checked(
+        PurgeRequest,
+        {"states": list(states), "older_than_s": float(older_than_s), "type": type, "dry_run": dry_run},
+    )
+    query = {"namespace": namespace} if namespace else {}
+    return Call("POST", "/admin/purge", query=query, json=request.model_dump(mode="json"), resendable=False)
 
 
 def parsed(model: type[Model], response: httpx.Response) -> Model:
@@ -157,3 +249,10 @@ def parsed(model: type[Model], response: httpx.Response) -> Model:
     if response.is_error:
         raise error_from_response(response)
     return model.model_validate_json(response.content)
+
+
+def parsed_list(model: type[Model], response: httpx.Response) -> list[Model]:
+    """A JSON array answer as a list of ``model``."""
+    if response.is_error:
+        raise error_from_response(response)
+    return TypeAdapter(list[model]).validate_json(response.content)  # type: ignore[valid-type]

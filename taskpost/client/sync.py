@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,17 +22,33 @@ from taskpost.protocol import (
     SHA256_HEADER,
     JobBatchSubmitted,
     JobCreate,
+    JobEventPublic,
     JobPage,
     JobPublic,
     JobState,
     JobSubmitted,
+    JobTypeList,
+    KeyCreated,
+    KeyPublic,
     Priority,
+    RetryPolicy,
+    Role,
     Stats,
+    WorkerPublic,
     WorkerType,
 )
+from taskpost.protocol.admin import FinishedState, PurgeResult
 
 WAIT_STEP_S = 20.0
 """How long one ``GET ?wait_s=`` of ``wait`` asks the coordinator to hold (it may hold less)."""
+
+WaitCallback = Callable[[JobPublic], None]
+"""What ``wait(on_update=...)`` calls with the job as it moves (to show progress)."""
+
+
+def progress_key(job: JobPublic) -> tuple[object, ...]:
+    """What ``on_update`` tells apart: a new state, a new attempt, another agent."""
+    return (job.state, job.attempts, job.worker_id)
 
 
 class Client:
@@ -103,23 +121,39 @@ class Client:
         files: Mapping[str, FileSource] | None = None,
         priority: Priority | str = Priority.DEFAULT,
         timeout_s: float | None = None,
+        total_timeout_s: float | None = None,
         max_attempts: int | None = None,
+        retry: RetryPolicy | None = None,
         idempotency_key: str | None = None,
         labels: Sequence[str] = (),
         worker_type: WorkerType | str | None = None,
         meta: Mapping[str, Any] | None = None,
+        run_at: datetime | None = None,
+        delay_s: float | None = None,
+        cache: bool | None = None,
+        webhook_url: str | None = None,
     ) -> JobSubmitted:
-        """Submit one job; ``files`` maps input names to paths or bytes, uploaded with it."""
+        """Submit one job; ``files`` maps input names to paths or bytes, uploaded with it.
+
+        The keywords are ``JobCreate``'s fields (see ``taskpost.client.job_spec``); the answer's
+        ``warnings`` say what may keep the job waiting (no agent serves its type, ...).
+        """
         spec = requests.job_spec(
             type,
             params,
             priority=priority,
             timeout_s=timeout_s,
+            total_timeout_s=total_timeout_s,
             max_attempts=max_attempts,
+            retry=retry,
             idempotency_key=idempotency_key,
             labels=labels,
             worker_type=worker_type,
             meta=meta,
+            run_at=run_at,
+            delay_s=delay_s,
+            cache=cache,
+            webhook_url=webhook_url,
         )
         return requests.parsed(JobSubmitted, self._send(requests.submit(spec, files)))
 
@@ -127,16 +161,29 @@ class Client:
         """Submit several jobs in one request (build each with ``taskpost.client.job_spec``)."""
         return requests.parsed(JobBatchSubmitted, self._send(requests.submit_many(jobs)))
 
-    def get(self, job_id: str, *, wait_s: float = 0.0) -> JobPublic:
-        """The job; with ``wait_s``, once it changes state or after that many seconds."""
-        return requests.parsed(JobPublic, self._send(requests.get(job_id, wait_s)))
+    def get(self, job_id: str, *, wait_s: float = 0.0, seen_state: JobState | None = None) -> JobPublic:
+        """The job; with ``wait_s``, once it changes state (from ``seen_state`` if given) or after
+        that many seconds."""
+        return requests.parsed(JobPublic, self._send(requests.get(job_id, wait_s, seen_state)))
 
-    def wait(self, job_id: str, timeout: float | None = None) -> JobPublic:
-        """The job once it has ended (completed, dead or cancelled); WaitTimedOut after ``timeout``."""
+    def wait(
+        self, job_id: str, timeout: float | None = None, *, on_update: WaitCallback | None = None
+    ) -> JobPublic:
+        """The job once it has ended (completed, dead or cancelled); WaitTimedOut after ``timeout``.
+
+        ``on_update`` sees the job first and then each time its state, attempt or agent changes.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        seen: tuple[object, ...] | None = None
+        last_state: JobState | None = None
         while True:
             remaining = WAIT_STEP_S if deadline is None else min(WAIT_STEP_S, deadline - time.monotonic())
-            job = self.get(job_id, wait_s=max(remaining, 0.0))
+            # With on_update, the first look is immediate: the caller sees the job as it is now.
+            hold = 0.0 if on_update is not None and seen is None else max(remaining, 0.0)
+            job = self.get(job_id, wait_s=hold, seen_state=last_state)
+            last_state = job.state
+            if on_update is not None and seen != (seen := progress_key(job)):
+                on_update(job)
             if job.state.is_terminal:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
@@ -201,5 +248,47 @@ class Client:
                 return
             cursor = page.next_cursor
 
-    def stats(self) -> Stats:
-        return requests.parsed(Stats, self._send(requests.stats()))
+    def events(self, job_id: str) -> builtins.list[JobEventPublic]:
+        """What happened to the job: claims, failures, lease expiries, stale completions..."""
+        return requests.parsed_list(JobEventPublic, self._send(requests.events(job_id)))
+
+    def stats(self, namespace: str | None = None) -> Stats:
+        """Jobs per type, priority and state, and the agents (an admin key: ``namespace``, or all)."""
+        return requests.parsed(Stats, self._send(requests.stats(namespace)))
+
+    def types(self) -> JobTypeList:
+        """The job types agents have registered: their parameters' schema, and who serves them."""
+        return requests.parsed(JobTypeList, self._send(requests.types()))
+
+    # Admin operations (an admin key).
+
+    def create_key(
+        self, role: Role | str, name: str | None = None, namespaces: Sequence[str] = ()
+    ) -> KeyCreated:
+        """A new API key; its secret (``.key``) is in this answer only."""
+        return requests.parsed(KeyCreated, self._send(requests.create_key(role, name, namespaces)))
+
+    def list_keys(self) -> builtins.list[KeyPublic]:
+        return requests.parsed_list(KeyPublic, self._send(requests.list_keys()))
+
+    def revoke_key(self, key: str) -> KeyPublic:
+        """Revoke a key by its id or prefix; it stops working at once."""
+        return requests.parsed(KeyPublic, self._send(requests.revoke_key(key)))
+
+    def workers(self, *, include_gone: bool = False) -> builtins.list[WorkerPublic]:
+        """The registered agents (with ``include_gone``, those that stopped too)."""
+        return requests.parsed_list(WorkerPublic, self._send(requests.workers(include_gone)))
+
+    def purge(
+        self,
+        states: Sequence[FinishedState | str],
+        older_than_s: float,
+        *,
+        type: str | None = None,
+        dry_run: bool = False,
+        namespace: str | None = None,
+    ) -> PurgeResult:
+        """Delete finished jobs that ended ``older_than_s`` ago or earlier (one request: call again
+        while the answer says ``more``); ``dry_run`` only counts them."""
+        call = requests.purge(states, older_than_s, type, dry_run, namespace)
+        return requests.parsed(PurgeResult, self._send(call))

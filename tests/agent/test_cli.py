@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -54,6 +55,33 @@ def test_start_script_runs_from_a_checkout(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     for flag in ("--server-url", "--api-key", "--worker-type", "--poll-interval", "--max-concurrent"):
         assert flag in done.stdout
+
+
+def _flags(help_text: str) -> set[str]:
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", help_text))
+
+
+def test_taskpost_agent_has_the_start_scripts_flags(tmp_path: Path) -> None:
+    def help_of(*command: str) -> str:
+        done = subprocess.run(
+            [sys.executable, *command, "--help"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    script = _flags(help_of(str(REPO / "scripts" / "start_http_remote_worker.py")))
+    agent = _flags(help_of("-m", "taskpost.cli", "agent"))
+    command = typer.Typer(add_completion=False)
+    command.command()(agent_command)
+    params = typer.main.get_command(command).params
+    declared = {flag for param in params for flag in param.opts + param.secondary_opts}
+    assert agent == script
+    assert declared <= agent and "--files-root" in agent and "--no-force-cpu" in agent
 
 
 def test_a_health_port_in_use_exits_2_with_one_line_naming_the_setting(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from taskpost.client import AsyncClient, JobFailed, JobNotFound, job_spec
-from taskpost.protocol import JobState
+from taskpost.protocol import JobPublic, JobState
 from tests.e2e.conftest import Cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -20,8 +20,10 @@ async def test_submit_with_a_file_wait_and_download_outputs(
         params = {"outputs": {"report.txt": "all good"}, "echo_inputs": True}
         submitted = await client.submit("noop", params, files={"speech.wav": b"RIFF-not-really"})
         assert [f.name for f in submitted.job.inputs] == ["speech.wav"]
-        job = await client.wait(submitted.job.id, timeout=60)
+        seen: list[JobPublic] = []
+        job = await client.wait(submitted.job.id, timeout=60, on_update=seen.append)
         assert job.state is JobState.COMPLETED
+        assert seen[0].id == job.id and seen[-1].state is JobState.COMPLETED
         [saved] = await client.download_outputs(job.id, tmp_path / "out")
         assert saved == tmp_path / "out" / "report.txt"
         assert saved.read_text() == "all good"

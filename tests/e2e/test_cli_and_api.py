@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +19,7 @@ pytestmark = [pytest.mark.e2e]
 
 
 def taskpost(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(cluster.coordinator.env)
+    env = {**cluster.coordinator.env, "TASKPOST_SERVER_URL": cluster.url, "TASKPOST_API_KEY": ADMIN_KEY}
     return subprocess.run(
         [sys.executable, "-m", "taskpost.cli", *args], env=env, capture_output=True, text=True, timeout=60
     )
@@ -64,7 +68,9 @@ def test_submit_wait_and_download_from_the_cli(cluster: Cluster, tmp_path: objec
         "--param", 'outputs={"a.txt": "hello"}', "--wait", "--output-dir", out,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["state"] == "completed"
+    job = json.loads(result.stdout)
+    assert job["state"] == "completed"
+    assert f"job {job['id']} completed\n" in result.stderr and f"saved 1 output in {out}" in result.stderr
     with open(f"{out}/a.txt") as handle:
         assert handle.read() == "hello"
 
@@ -91,3 +97,60 @@ def test_bad_input_over_http(cluster: Cluster) -> None:
     assert first.json()["job"]["id"] == second.json()["job"]["id"]
     # Nothing already accepted was lost along the way.
     wait_until(lambda: client.get(f"/jobs/{first.json()['job']['id']}").status_code == 200, 5)
+
+
+@pytest.fixture
+def webhook_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A cluster whose coordinator may call webhooks on 127.0.0.1."""
+    cluster = Cluster(tmp_path)
+    cluster.coordinator.env["TASKPOST_ALLOW_PRIVATE_WEBHOOKS"] = "true"
+    cluster.start_coordinator()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_submit_later_cached_and_with_a_webhook_from_the_cli(webhook_cluster: Cluster) -> None:
+    cluster = webhook_cluster
+    cluster.start_agent()
+    key = cluster.http.post("/keys", json={"role": "client"}).json()["key"]
+
+    def submit(*args: str) -> subprocess.CompletedProcess[str]:
+        return taskpost(cluster, "submit", "noop", "--api-key", key, *args)
+
+    def submitted(*args: str) -> dict[str, Any]:
+        done = submit(*args)
+        assert done.returncode == 0, done.stderr
+        job: dict[str, Any] = json.loads(done.stdout)
+        return job
+
+    later = submitted("--delay", "30m")
+    assert later["state"] == "scheduled"
+    waits = datetime.fromisoformat(later["available_at"]) - datetime.fromisoformat(later["created_at"])
+    assert abs(waits.total_seconds() - 1800) < 5
+    at = submitted("--run-at", "2099-01-02T03:04:05Z")
+    assert at["state"] == "scheduled" and at["available_at"].startswith("2099-01-02T03:04:05")
+    bad = submit("--run-at", "tomorrow")
+    assert bad.returncode == 2 and "ISO 8601 time with a zone" in bad.stderr
+    hooked = submitted("--webhook-url", "http://127.0.0.1:9/hook")
+    assert hooked["webhook_url"] == "http://127.0.0.1:9/hook"
+
+    first = submit("-p", "n=7", "--cache", "--wait")
+    second = submit("-p", "n=7", "--cache", "--wait")
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    original = json.loads(first.stdout)["id"]
+    assert json.loads(second.stdout)["cached_from"] == original
+    assert f"completed from the cache (the result of job {original})" in second.stderr
+
+
+def test_types_from_the_cli(cluster: Cluster) -> None:
+    cluster.start_agent("--task-type", "noop")
+    cluster.wait_agents(1)
+    table = taskpost(cluster, "types")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[0].split()[:4] == ["type", "version", "agents", "online"]
+    [noop] = [line for line in table.stdout.splitlines() if line.startswith("noop ")]
+    assert " yes " in noop
+    listed = json.loads(taskpost(cluster, "types", "--json").stdout)
+    assert next(t for t in listed["types"] if t["name"] == "noop")["online"] is True
