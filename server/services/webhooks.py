@@ -43,6 +43,9 @@ IDLE_RECHECK_S = 5.0
 """Longest sleep between passes: another replica may have scheduled a retry we were not told of."""
 FULL_SCAN_S = 60.0
 """How often every ended job is looked at, not only those that ended lately."""
+PASS_GAP_S = 0.25
+"""Least time between passes woken by job changes. Every claim and completion moves
+``job_changes``: without a gap a busy queue would keep this loop reading back to back."""
 RECENT_SLACK_S = 30.0
 """How far before the last pass a job's end may be dated (other replicas' clocks, late commits)."""
 _ENDED = sorted(state.value for state in TERMINAL_STATES)
@@ -121,6 +124,7 @@ class WebhookDispatcher:
         while True:
             seen = self._coord.job_changes.version
             self._kick.clear()
+            started = time.monotonic()
             try:
                 wait_s = await self.pass_once()
             except asyncio.CancelledError:
@@ -132,6 +136,9 @@ class WebhookDispatcher:
                 logger.exception("webhook pass failed", extra={"action": "webhooks"})
                 wait_s = IDLE_RECHECK_S
             await self._wait(seen, wait_s)
+            rest = PASS_GAP_S - (time.monotonic() - started)
+            if wait_s > 0 and rest > 0:
+                await asyncio.sleep(rest)
 
     async def pass_once(self) -> float:
         """Start the deliveries that are due; how long until another pass is worth making."""
