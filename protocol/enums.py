@@ -59,12 +59,14 @@ class WorkerType(StrEnum):
 class Role(StrEnum):
     """What an API key may do.
 
-    admin: everything; client: submit and manage jobs; worker: register, claim and run tasks.
+    admin: everything; client: submit and manage jobs; worker: register, claim and run tasks;
+    metrics: read ``/metrics`` and nothing else (for Prometheus and autoscalers).
     """
 
     ADMIN = "admin"
     CLIENT = "client"
     WORKER = "worker"
+    METRICS = "metrics"
 
 
 class Outcome(StrEnum):

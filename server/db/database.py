@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from taskpost.server.db import migrate
 from taskpost.server.db import models as _models  # noqa: F401  (registers the tables)
 from taskpost.server.db.dialects import ConnectionOptions, Dialect, dialect_for_url, driver_url
+from taskpost.server.db.transactions import TransactionEnds
 from taskpost.server.db.unavailable import unavailable_on_connection_errors
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class Database:
         _prepare_sqlite_file(self.url)
         self.engine: AsyncEngine = create_async_engine(self.url, **self.dialect.engine_options(self.options))
         self.dialect.prepare_engine(self.engine)
+        self.ends = TransactionEnds()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -56,7 +58,7 @@ class Database:
 
     def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A transaction that may write; committed when the block ends without error."""
-        return unavailable_on_connection_errors(self.dialect.write(self.engine), self.options)
+        return unavailable_on_connection_errors(self.dialect.write(self.engine, self.ends), self.options)
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A transaction that only reads."""
@@ -64,7 +66,7 @@ class Database:
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn, conn.begin():
+        async with self.ends.transaction(self.engine) as conn:
             yield conn
 
     async def create_schema(self, *, auto_migrate: bool = True) -> None:
@@ -102,6 +104,7 @@ class Database:
         return True
 
     async def close(self) -> None:
+        await self.ends.wait_all()
         await self.engine.dispose()
 
 

@@ -13,7 +13,7 @@ upgraded from there.
 
 To add a revision, copy the newest one in ``versions/`` (or let Alembic write one: with a
 connection to a database at head, ``alembic.command.revision(alembic_config(connection),
-"message", autogenerate=True, rev_id="0005")``); ``tests/server/test_migrations.py`` checks that
+"message", autogenerate=True, rev_id="0007")``); ``tests/server/test_migrations.py`` checks that
 the migrated tables equal the models.
 """
 

@@ -91,6 +91,9 @@ class Job(SQLModel, table=True):
         Index("ix_jobs_state_available", "state", "available_at"),
         Index("ix_jobs_state_lease", "state", "lease_expires_at"),
         Index("ix_jobs_type_state", "type", "state"),
+        # Covers the counts per namespace, type, priority and state (stats, /metrics, the
+        # dashboard): the GROUP BY reads this index alone, never the rows.
+        Index("ix_jobs_counts", "namespace", "type", "priority", "state"),
         # Retention (server.services.retention) walks finished jobs of one state, oldest first.
         # Partial: only finished rows have ended_at, so claims and heartbeats never touch it.
         Index(
@@ -154,6 +157,14 @@ class ApiKey(SQLModel, table=True):
     created_at: float
     last_used_at: float | None = None
     revoked_at: float | None = None
+    expires_at: float | None = None
+    task_types: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))
+    """Canonical JSON array (sorted): the job types a worker key may register and claim (empty: all)."""
+    previous_hash: str | None = Field(default=None, max_length=64, index=True)
+    """The SHA-256 of the secret before the last rotation, valid until ``previous_expires_at``."""
+    previous_prefix: str | None = Field(default=None, max_length=16)
+    previous_expires_at: float | None = None
+    rotated_at: float | None = None
 
 
 class Worker(SQLModel, table=True):

@@ -58,6 +58,8 @@ def checked_namespaces(role: Role, namespaces: Sequence[str]) -> list[str]:
             )
     if role is Role.ADMIN and unique:
         raise InvalidParams("an admin key sees every namespace: give it none", field="namespaces")
+    if role is Role.METRICS and unique:
+        raise InvalidParams("a metrics key sees no jobs: give it no namespace", field="namespaces")
     if role is Role.CLIENT:
         if len(unique) > 1:
             raise InvalidParams("a client key belongs to exactly one namespace", field="namespaces")

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.selectable import TextualSelect
 
+from taskpost.server.db.transactions import TransactionEnds
+
 # What a claim returns. The JSON columns come back as their stored text: the claim decodes each
 # row on its own, so that one row that cannot be read does not fail the claim of the others.
 CLAIM_RETURNING: tuple[ColumnClause[object], ...] = (
@@ -57,8 +59,10 @@ class Dialect(Protocol):
     def prepare_engine(self, engine: AsyncEngine) -> None:
         """Install connection settings (pragmas, transaction mode) on a new engine."""
 
-    def write(self, engine: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection inside a transaction that may write, committed on success."""
+    def write(
+        self, engine: AsyncEngine, ends: TransactionEnds
+    ) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection inside a transaction that may write, committed on success (through ``ends``)."""
 
     def claim_statement(self, *, type_count: int, with_labels: bool, namespace_count: int) -> TextualSelect:
         """UPDATE ... RETURNING that leases up to ``:limit`` queued jobs to ``:worker_id``.

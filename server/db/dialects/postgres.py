@@ -19,6 +19,7 @@ from sqlalchemy.sql.selectable import TextualSelect
 
 from taskpost.server.db.dialects.base import CLAIM_RETURNING, ConnectionOptions
 from taskpost.server.db.models import Job
+from taskpost.server.db.transactions import TransactionEnds
 
 _JOBS = Job.__table__  # type: ignore[attr-defined]
 _APPLICATION_NAME = "taskpost-coordinator"
@@ -58,8 +59,8 @@ class PostgresDialect:
         """Nothing to add: asyncpg's defaults (READ COMMITTED, autocommit off) are what we want."""
 
     @asynccontextmanager
-    async def write(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-        async with engine.begin() as conn:
+    async def write(self, engine: AsyncEngine, ends: TransactionEnds) -> AsyncIterator[AsyncConnection]:
+        async with ends.transaction(engine) as conn:
             yield conn
 
     def claim_statement(self, *, type_count: int, with_labels: bool, namespace_count: int) -> TextualSelect:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.selectable import TextualSelect
 
 from taskpost.server.db.dialects.base import CLAIM_RETURNING, CLAIM_RETURNING_SQL, ConnectionOptions
+from taskpost.server.db.transactions import TransactionEnds
 
 _WRITE_OPTION = "taskpost_write"
 
@@ -57,11 +58,9 @@ class SqliteDialect:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     @asynccontextmanager
-    async def write(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-        async with self._write_lock, engine.connect() as conn:
-            conn = await conn.execution_options(**{_WRITE_OPTION: True})
-            async with conn.begin():
-                yield conn
+    async def write(self, engine: AsyncEngine, ends: TransactionEnds) -> AsyncIterator[AsyncConnection]:
+        async with self._write_lock, ends.transaction(engine, **{_WRITE_OPTION: True}) as conn:
+            yield conn
 
     def claim_statement(self, *, type_count: int, with_labels: bool, namespace_count: int) -> TextualSelect:
         cache_key = (type_count, with_labels, namespace_count)
