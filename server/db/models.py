@@ -123,9 +123,13 @@ class Job(SQLModel, table=True):
 
 
 class JobEvent(SQLModel, table=True):
-    """What happened to a job besides the happy path: failures, expiries, stale completions."""
+    """What happened to a job: failures, expiries, stale completions, and (kinds ``state``,
+    ``progress``, ``partial``) each state change and progress report, for the event streams."""
 
     __tablename__ = "job_events"
+    # Ids are the streams' resume points (Last-Event-ID): SQLite must never hand out an id again
+    # after the newest rows were purged. ix_job_events_kind_at serves per-minute failure counts.
+    __table_args__ = (Index("ix_job_events_kind_at", "kind", "at"), {"sqlite_autoincrement": True})
 
     id: int | None = Field(default=None, sa_column=Column(BIG_INT, primary_key=True))
     job_id: str = Field(index=True, max_length=36)
@@ -134,6 +138,22 @@ class JobEvent(SQLModel, table=True):
     attempt: int | None = None
     worker_id: str | None = Field(default=None, max_length=36)
     detail: str | None = None
+    data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """What the kind carries: the new state, the progress value and message, a partial chunk."""
+
+
+class DashboardSession(SQLModel, table=True):
+    """A signed-in dashboard visitor. The cookie holds a random token; only its SHA-256 is here."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: str = Field(primary_key=True, max_length=64)
+    key_id: str = Field(index=True, max_length=36)
+    """The API key signed in with: re-read on every request, so revoking it signs out."""
+    csrf: str = Field(max_length=64)
+    created_at: float
+    expires_at: float = Field(index=True)
+    last_seen_at: float
 
 
 class ApiKey(SQLModel, table=True):

@@ -317,6 +317,15 @@ async def test_a_first_release_database_is_upgraded_with_its_rows(
     with pytest.raises(IntegrityError):
         async with engine.begin() as conn:
             await conn.execute(sa.text(insert), {"id": "again", "namespace": "default", "now": _NOW})
+    # Event ids are stream resume points: one purged from the top is never handed out again.
+    async with engine.begin() as conn:
+        newest = (await conn.execute(sa.text("SELECT max(id) FROM job_events"))).scalar()
+        await conn.execute(sa.text("DELETE FROM job_events WHERE id = :id"), {"id": newest})
+        await conn.execute(
+            sa.text("INSERT INTO job_events (job_id, at, kind, data) VALUES ('done', :now, 'state', NULL)"),
+            {"now": _NOW},
+        )
+        assert (await conn.execute(sa.text("SELECT max(id) FROM job_events"))).scalar() > newest
 
 
 async def test_tables_of_a_development_build_between_releases_are_completed(
