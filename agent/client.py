@@ -87,6 +87,11 @@ def raise_for_response(response: httpx.Response) -> None:
         return
     code, message = _error_fields(response)
     what = f"{response.request.method} {response.request.url.path}"
+    if status == 401 and code == "key_expired":
+        raise AuthError(
+            f"{what}: 401 key_expired: {message} (this agent's key no longer works: issue a new worker"
+            " key, or rotate this one, and set TASKPOST_API_KEY to it)"
+        )
     if status in (401, 403):
         raise AuthError(f"{what}: {status} {message} (check TASKPOST_API_KEY)")
     if status == 404 and code == "worker_not_found":

@@ -15,6 +15,7 @@ from pathlib import Path
 from taskpost.agent.handlers.base import CancelReason, TaskContext
 from taskpost.agent.sendable import sendable_text
 from taskpost.protocol import MAX_MESSAGE_LENGTH, Cadence, ClaimedTask, TaskProgress, WorkerType
+from taskpost.protocol.tasks import MAX_PARTIAL_CHUNKS
 
 DEFAULT_CADENCE = Cadence(heartbeat_interval_s=10.0, long_poll_s=20.0, lease_s=30.0)
 """Used until the coordinator sends its own (only before the first registration)."""
@@ -67,14 +68,20 @@ class RunningTask:
         self.ctx.cancel(reason)
         self.stop.set()
 
-    def progress(self) -> TaskProgress:
-        """The handler's latest progress, its message made sendable (escaped, cut)."""
+    def progress(self, *, partial_output: bool = False) -> TaskProgress:
+        """The handler's latest progress, its message made sendable (escaped, cut); with
+        ``partial_output`` (the coordinator takes it) also the chunks not acknowledged yet."""
         value, message = self.ctx.progress_snapshot()
+        partial_from, partial = (
+            self.ctx.partial_unacknowledged(MAX_PARTIAL_CHUNKS) if partial_output else (0, [])
+        )
         return TaskProgress(
             job_id=self.claim.job_id,
             lease_token=self.claim.lease_token,
             progress=value,
             message=None if message is None else sendable_text(message, MAX_MESSAGE_LENGTH),
+            partial=partial,
+            partial_from=partial_from,
         )
 
 

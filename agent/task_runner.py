@@ -41,6 +41,7 @@ from taskpost.agent.handlers.base import (
     find_local_file,
     is_relative_local_path,
 )
+from taskpost.agent.heartbeat import flush_partial
 from taskpost.agent.logging import task_fields
 from taskpost.agent.outbox import Outbox
 from taskpost.agent.sendable import describe_problems, sendable_delay, sendable_tail, sendable_text
@@ -155,6 +156,10 @@ class TaskRunner:
                 )
             finally:
                 if completion is not None:
+                    try:
+                        await flush_partial(self.client, self.state, task)
+                    except Exception:  # partial output is a preview: never let it cost the result
+                        logger.exception("partial output not sent", extra={"job_id": task.job_id})
                     self.outbox.add(completion, task.lease_deadline)
                 self.state.finish(task.job_id)
             if completion is not None:

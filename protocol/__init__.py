@@ -29,6 +29,7 @@ from taskpost.protocol.enums import (
     WorkerType,
 )
 from taskpost.protocol.errors import ErrorBody, ErrorDetail
+from taskpost.protocol.events import RESUME_KIND, STREAM_KINDS, JobStreamEvent
 from taskpost.protocol.fields import (
     FILE_NAME_PATTERN,
     MAX_ERROR_TEXT_LENGTH,
@@ -92,8 +93,10 @@ __all__ = [
     "MAX_MESSAGE_LENGTH",
     "NAMESPACE_PATTERN",
     "REQUEUEABLE_STATES",
+    "RESUME_KIND",
     "SHA256_HEADER",
     "SHA256_PATTERN",
+    "STREAM_KINDS",
     "TASK_TYPE_PATTERN",
     "TERMINAL_STATES",
     "BulkRequeue",
@@ -122,6 +125,7 @@ __all__ = [
     "JobPage",
     "JobPublic",
     "JobState",
+    "JobStreamEvent",
     "JobSubmitted",
     "JobTypeInfo",
     "JobTypeList",

@@ -43,8 +43,17 @@ def _namespaces_per_role() -> list[JsonValue]:
     ]
 
 
+def _task_types_for_workers_only() -> JsonValue:
+    return {
+        "if": {"properties": {"role": {"not": {"const": Role.WORKER.value}}}, "required": ["role"]},
+        "then": {"properties": {"task_types": {"maxItems": 0}}},
+    }
+
+
 class KeyCreate(RequestModel):
-    model_config = ConfigDict(json_schema_extra={"allOf": _namespaces_per_role()})
+    model_config = ConfigDict(
+        json_schema_extra={"allOf": [*_namespaces_per_role(), _task_types_for_workers_only()]}
+    )
 
     role: Role
     name: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)

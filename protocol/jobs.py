@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, StrictBool, StrictFloat
+from pydantic import BaseModel, Field, JsonValue, StrictBool, StrictFloat
 
 from taskpost.protocol.enums import JobState, Priority, WorkerType
 from taskpost.protocol.fields import (
@@ -153,6 +153,9 @@ class JobEventPublic(BaseModel):
     attempt: int | None = None
     worker_id: str | None = None
     detail: str | None = None
+    id: int | None = None
+    data: JsonValue = None
+    """What a stream kind (``state``, ``progress``, ``partial``) carries."""
 
 
 class UploadPublic(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, StrictBool, StrictFloat, field_validator
+from pydantic import BaseModel, Field, JsonValue, StrictBool, StrictFloat, field_validator
 
 from taskpost.protocol.enums import Outcome, Priority, WorkerType
 from taskpost.protocol.fields import (
@@ -72,12 +72,21 @@ class WorkerRegister(RequestModel):
         return value
 
 
+MAX_PARTIAL_CHUNKS = 200
+"""Partial output chunks per task in one heartbeat."""
+
+
 class Cadence(BaseModel):
     """Timings the coordinator chooses for its agents."""
 
     heartbeat_interval_s: float
     long_poll_s: float
     lease_s: float
+    progress_interval_s: float = 10.0
+    """How soon an agent reports a changed progress, message or partial output (sooner than
+    the heartbeat); 10 s from a coordinator that does not say."""
+    partial_output: bool = False
+    """The coordinator takes ``TaskProgress.partial``; older ones refuse the field."""
 
 
 class WorkerRegistered(BaseModel):
@@ -156,6 +165,10 @@ class TaskProgress(RequestModel):
     lease_token: Identifier
     progress: StrictFloat | None = Field(default=None, ge=0, le=1)
     message: str | None = Field(default=None, max_length=MAX_MESSAGE_LENGTH)
+    partial: list[JsonValue] = Field(default_factory=list, max_length=MAX_PARTIAL_CHUNKS)
+    """Partial output chunks (sent only when ``Cadence.partial_output``); the first one is this
+    attempt's chunk number ``partial_from``; chunks the coordinator already has are skipped."""
+    partial_from: JsonInt = Field(default=0, ge=0)
 
 
 class HeartbeatRequest(RequestModel):

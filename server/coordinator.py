@@ -6,12 +6,17 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskpost.server.blobs import BlobStore, blob_store_from_settings
 from taskpost.server.db.database import Database
+from taskpost.server.metrics import Metrics
 from taskpost.server.notifier import LocalNotifier, Notifier, notifier_for
+from taskpost.server.services.auth_limits import AuthFailureLimiter
 from taskpost.server.settings import Settings
+
+if TYPE_CHECKING:
+    from taskpost.server.event_hub import EventHub
 
 # Built-in job types and the extra an agent needs to advertise each.
 BUILTIN_JOB_TYPES = {
@@ -82,7 +87,12 @@ class Coordinator:
     """Moves when work may have become claimable: wakes held claims."""
     job_changes: Notifier
     """Moves when jobs changed state: wakes held job reads (``GET /jobs/{id}?wait_s=``)."""
+    events: Notifier = field(default_factory=LocalNotifier)
+    """Moves when job events were written (state changes, progress, partial output): wakes the
+    event hub (server.event_hub), which feeds the event streams."""
     clock: Callable[[], float] = time.time
+    metrics: Metrics = field(default_factory=Metrics)
+    """This process's Prometheus metrics (server.metrics), served at ``/metrics``."""
     due_timer: LocalNotifier = field(default_factory=LocalNotifier)
     """Moves when a job was scheduled: the due-time timer (server.services.schedule) looks
     again at the earliest due time. Local: each replica times what it scheduled and what it reads."""
@@ -97,11 +107,20 @@ class Coordinator:
     """The current parameter schema of each job type, as this process last read or wrote it
     (server.services.job_types); re-read after a few seconds, so that one declared through
     another replica is used soon."""
+    event_hub: EventHub | None = None
+    """Fans new job events out to this process's streams; made by the app's lifespan."""
     verified_keys: dict[str, str] = field(default_factory=dict)
     """SHA-256 of a raw configured key -> the id of the key whose scrypt hash it matched.
 
     An immutable fact, kept so that the slow hash runs once per process; whether that key is
     still valid (revoked or not) is read from the database on every request."""
+    auth_limiter: AuthFailureLimiter = field(init=False)
+    """Failed authentications per client address, for the API, /metrics and the dashboard alike."""
+
+    def __post_init__(self) -> None:
+        self.auth_limiter = AuthFailureLimiter(
+            self.settings.auth_failure_rate_per_s, self.settings.auth_failure_burst
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Coordinator:
@@ -112,4 +131,5 @@ class Coordinator:
             blobs=blob_store_from_settings(settings),
             notifier=notifier_for(db, settings),
             job_changes=notifier_for(db, settings, job_changes=True),
+            events=notifier_for(db, settings, events=True),
         )

@@ -8,7 +8,9 @@ TaskpostError
 │   ├── UnknownJobType (422)
 │   └── InvalidParams (422)
 ├── NotAuthenticated (401)
+│   └── KeyExpired (401)
 ├── Forbidden (403)
+│   └── TaskTypeForbidden (403)
 ├── NotFound (404): JobNotFound, WorkerNotFound, FileNotFound, KeyNotFound
 ├── Conflict (409): StaleLease, InvalidState, UploadTooSlow, OwnKey
 ├── PayloadTooLarge (413)
@@ -64,11 +66,24 @@ class NotAuthenticated(TaskpostError):
     code = "not_authenticated"
 
 
+class KeyExpired(NotAuthenticated):
+    """This API key has expired: create a new one ('taskpost keys create') or rotate it ('taskpost
+    keys rotate')."""
+
+    code = "key_expired"
+
+
 class Forbidden(TaskpostError):
     """This API key's role may not do that."""
 
     status_code = 403
     code = "forbidden"
+
+
+class TaskTypeForbidden(Forbidden):
+    """This API key is limited to other job types."""
+
+    code = "task_type_forbidden"
 
 
 class NotFound(TaskpostError):

@@ -83,18 +83,27 @@ class LocalNotifier:
         self.close()
 
 
-def notifier_for(db: Database, settings: Settings, *, job_changes: bool = False) -> Notifier:
+def notifier_for(
+    db: Database, settings: Settings, *, job_changes: bool = False, events: bool = False
+) -> Notifier:
     """LISTEN/NOTIFY on PostgreSQL, where other coordinator processes may share the database;
     in-process on SQLite, whose file belongs to one coordinator process.
 
-    ``job_changes`` picks the channel for held job reads instead of the one for held claims."""
+    ``job_changes`` picks the channel for held job reads, ``events`` the one for the event hub
+    (new job events, heartbeats' progress included), instead of the one for held claims."""
     if db.dialect.name == "postgresql":
-        from taskpost.server.notifier_postgres import JOB_CHANGES_CHANNEL, WORK_CHANNEL, PostgresNotifier
+        from taskpost.server.notifier_postgres import (
+            EVENTS_CHANNEL,
+            JOB_CHANGES_CHANNEL,
+            WORK_CHANNEL,
+            PostgresNotifier,
+        )
 
+        channel = EVENTS_CHANNEL if events else JOB_CHANGES_CHANNEL if job_changes else WORK_CHANNEL
         return PostgresNotifier(
             db.url,
             recheck_s=settings.wakeup_recheck_s,
             connect_timeout_s=settings.db_connect_timeout_s,
-            channel=JOB_CHANGES_CHANNEL if job_changes else WORK_CHANNEL,
+            channel=channel,
         )
     return LocalNotifier()

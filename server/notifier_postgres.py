@@ -2,7 +2,8 @@
 
 Each process keeps one connection of its own (not from the pool) per channel that LISTENs on it
 and also sends the NOTIFYs: ``WORK_CHANNEL`` wakes held claims, ``JOB_CHANGES_CHANNEL`` wakes
-held job reads (``GET /jobs/{id}?wait_s=``), so that a completion does not wake every claim.
+held job reads (``GET /jobs/{id}?wait_s=``), so that a completion does not wake every claim;
+``EVENTS_CHANNEL`` wakes the event hub (new ``job_events`` rows, progress included).
 ``notify`` wakes this process's waiters at once and asks for one
 NOTIFY (several asks while one is being sent make one more, not one each); a notification from
 another process wakes this process's waiters.
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 WORK_CHANNEL = "taskpost_work"
 JOB_CHANGES_CHANNEL = "taskpost_job_changes"
+EVENTS_CHANNEL = "taskpost_events"
 APPLICATION_NAME = "taskpost-listener"
 _FIRST_BACKOFF_S = 0.1
 _MAX_BACKOFF_S = 10.0

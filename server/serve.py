@@ -45,6 +45,10 @@ class CoordinatorServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.coordinator.notifier.close()
         self.coordinator.job_changes.close()
+        self.coordinator.events.close()
+        if self.coordinator.event_hub is not None:
+            # Event streams send ``resume`` and end, instead of holding the shutdown.
+            await self.coordinator.event_hub.aclose()
         await super().shutdown(sockets)
 
 

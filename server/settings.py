@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     wakeup_recheck_s: float = Field(default=1.0, gt=0)
     """PostgreSQL: a held claim checks for work at least this often, even with no wake-up (a
     NOTIFY from another replica is lost through a transaction-mode pooler or a reconnect)."""
+    progress_interval_s: float = Field(default=1.0, gt=0)
+    """How soon agents report a changed progress, message or partial output (sooner than heartbeats)."""
+    events_buffer: int = Field(default=256, ge=1)
+    """Events queued per stream consumer; one that falls this far behind is told to resume."""
+    events_max_streams: int = Field(default=500, ge=1)
+    """Event streams open at once in this process; more are answered 503 overloaded."""
+    events_gap_grace_s: float = Field(default=5.0, ge=0)
+    """PostgreSQL: how long the namespace feed waits for an event id that another transaction
+    holds (ids are handed out at insert, not at commit) before it goes past it."""
+    events_ping_s: float = Field(default=15.0, gt=0)
+    """An idle event stream sends a comment this often, so that proxies keep it open."""
     reaper_interval_s: float = Field(default=1.0, gt=0)
     timeout_grace_s: float = Field(default=10.0, ge=0)
     """How long past an attempt's timeout the coordinator waits for the agent before failing it."""
@@ -101,6 +112,17 @@ class Settings(BaseSettings):
     """Failed authentications one client address earns back per second."""
     auth_failure_burst: int = Field(default=20, ge=1)
     """Failed authentications one client address may make in a row before it gets 429."""
+    metrics_counts_ttl_s: float = Field(default=2.0, ge=0)
+    """How long /metrics reuses the job and agent counts it read (seconds); 0: read on every scrape."""
+    dashboard_session_s: float = Field(default=43200, gt=0)
+    """How long a dashboard sign-in lasts (seconds); then the visitor signs in again."""
+    dashboard_secure_cookie: bool | None = None
+    """Mark the dashboard's cookies ``Secure``; None: when the request came over HTTPS."""
+
+    @field_validator("dashboard_secure_cookie", mode="before")
+    @classmethod
+    def _empty_flag_means_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     log_level: str = "INFO"
     log_format: LogFormat = "text"

@@ -1,4 +1,4 @@
-"""``taskpost purge``: durations as people write them, the confirmation, and calls until done.
+"""``taskpost purge``: the confirmation, and calls until done (durations: taskpost.durations).
 
 The command hands in one function that sends a purge request (``older_than_s``, ``dry_run``)
 to the coordinator and returns its ``PurgeResult``.
@@ -6,32 +6,14 @@ to the coordinator and returns its ``PurgeResult``.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
 
 from taskpost.protocol.admin import PurgeResult
 
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-
 PurgeCall = Callable[[float, bool], PurgeResult]
 """``(older_than_s, dry_run)`` to the coordinator's answer."""
-
-
-class InvalidDuration(ValueError):
-    """A duration that is not a number followed by s, m, h or d."""
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``text``: a number and a unit, ``90s``, ``30m``, ``12h``, ``7d`` or ``1.5d``."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if match is None:
-        raise InvalidDuration(
-            f"invalid duration {text!r}: write a number and a unit, s, m, h or d (e.g. 90s, 30m, 12h, 7d)"
-        )
-    return float(match.group(1)) * DURATION_UNITS[match.group(2)]
 
 
 def total(result: PurgeResult) -> int:

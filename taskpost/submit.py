@@ -12,8 +12,8 @@ from typing import Any
 import typer
 
 from taskpost.client import Client
+from taskpost.durations import InvalidDuration, parse
 from taskpost.protocol import JobPublic, JobState, JobSubmitted, Priority
-from taskpost.purge import InvalidDuration, parse_duration
 
 Echo = Callable[[str], None]
 
@@ -58,7 +58,7 @@ def parse_delay(text: str | None) -> float | None:
     except ValueError:
         pass
     try:
-        return parse_duration(text)
+        return parse(text)
     except InvalidDuration as exc:
         raise typer.BadParameter(str(exc), param_hint="--delay") from None
 

@@ -14,6 +14,7 @@ A model with ``extra="allow"`` takes further fields; one with ``extra="forbid"``
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -70,10 +71,26 @@ class MissingExtra(HandlerError):
         self.extra = extra
 
 
+MAX_PARTIAL_CHUNK_BYTES = 16 * 1024
+MAX_PARTIAL_CHUNKS = 10_000
+MAX_PARTIAL_BYTES = 4 * 1024 * 1024
+"""Partial output limits per attempt; past them ``publish_partial`` drops chunks (logged once)."""
+
+
 @dataclass
 class _Progress:
+    """Shared, never replaced: a ``ProgressWindow`` copies the reference and writes through it."""
+
     progress: float | None = None
     message: str | None = None
+    changed: bool = False
+    """Progress, message or partial output changed since the agent last sent them."""
+    partial: list[Any] = field(default_factory=list)
+    """Published chunks the coordinator has not acknowledged; ``partial[0]`` is chunk ``partial_base``."""
+    partial_base: int = 0
+    partial_count: int = 0
+    partial_bytes: int = 0
+    partial_truncated: bool = False
 
 
 @dataclass(eq=False)
@@ -121,10 +138,38 @@ class TaskContext:
         characters.
         """
         with self._lock:
+            state = self._progress
+            before = (state.progress, state.message)
             if progress is not None and not math.isnan(value := float(progress)):
-                self._progress.progress = min(1.0, max(0.0, value))
+                state.progress = min(1.0, max(0.0, value))
             if message is not None:
-                self._progress.message = str(message)[:1000]
+                state.message = str(message)[:1000]
+            state.changed = state.changed or before != (state.progress, state.message)
+
+    def publish_partial(self, chunk: Any) -> None:
+        """Publish a piece of partial output (JSON: a transcript segment, a page's text), sent
+        with the next progress report and shown live by the event streams.
+
+        Thread-safe. A chunk over 16 KiB of JSON, or past 10,000 chunks or 4 MiB in one attempt,
+        is dropped (logged once).
+        """
+        size = len(json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode())
+        with self._lock:
+            state = self._progress
+            if (
+                size > MAX_PARTIAL_CHUNK_BYTES
+                or state.partial_count >= MAX_PARTIAL_CHUNKS
+                or state.partial_bytes + size > MAX_PARTIAL_BYTES
+            ):
+                warn, state.partial_truncated = not state.partial_truncated, True
+            else:
+                warn = False
+                state.partial.append(chunk)
+                state.partial_count += 1
+                state.partial_bytes += size
+                state.changed = True
+        if warn:
+            self.logger.warning("partial output past its limits: further chunks are dropped")
 
     def local_file(self, path: str) -> Path:
         """The file a job named by ``local_path``, if it lies inside one of the allowed roots.
@@ -193,6 +238,26 @@ class TaskContext:
     def progress_snapshot(self) -> tuple[float | None, str | None]:
         with self._lock:
             return self._progress.progress, self._progress.message
+
+    def take_changed(self) -> bool:
+        """Whether progress, message or partial output changed since the last call."""
+        with self._lock:
+            changed, self._progress.changed = self._progress.changed, False
+            return changed
+
+    def partial_unacknowledged(self, limit: int) -> tuple[int, list[Any]]:
+        """The index of the first chunk not acknowledged yet, and up to ``limit`` chunks from it."""
+        with self._lock:
+            return self._progress.partial_base, self._progress.partial[:limit]
+
+    def partial_acknowledged(self, upto: int) -> None:
+        """The coordinator stored every chunk below index ``upto``."""
+        with self._lock:
+            state = self._progress
+            done = upto - state.partial_base
+            if done > 0:
+                del state.partial[:done]
+                state.partial_base = upto
 
 
 def is_relative_local_path(path: str) -> bool:

@@ -6,6 +6,7 @@ Params (all optional):
 - ``fail``: raise ``HandlerError(fail)``; ``fail_retryable`` (default true), ``retry_delay_s``
 - ``outputs``: ``{name: text}`` written to the output folder (so they are uploaded)
 - ``echo_inputs``: the result lists the sha256 and size of every input file
+- ``partials``: texts published as partial output (``{"text": ...}``), spread over ``sleep_s``
 """
 
 from __future__ import annotations
@@ -45,8 +46,11 @@ class NoopHandler:
     def run(self, ctx: TaskContext) -> dict[str, Any]:
         params = ctx.params
         sleep_s = float(params.get("sleep_s") or 0)
-        if sleep_s > 0 and not self._sleep(ctx, sleep_s):
+        partials = [str(text) for text in params.get("partials") or []]
+        if sleep_s > 0 and not self._sleep(ctx, sleep_s, partials):
             return {"params": params, "cancelled": True}
+        for text in partials:
+            ctx.publish_partial({"text": text})
         if params.get("fail"):
             delay = params.get("retry_delay_s")
             raise HandlerError(
@@ -71,11 +75,18 @@ class NoopHandler:
         return result
 
     @staticmethod
-    def _sleep(ctx: TaskContext, sleep_s: float) -> bool:
-        """Sleep ``sleep_s`` reporting progress; False when cancelled first."""
+    def _sleep(ctx: TaskContext, sleep_s: float, partials: list[str]) -> bool:
+        """Sleep ``sleep_s`` reporting progress, publishing ``partials`` as it goes (each one taken
+        off the list once its share of the time has passed); False when cancelled first."""
         deadline = time.monotonic() + sleep_s
+        total = len(partials)
+        published = 0
         while (left := deadline - time.monotonic()) > 0:
-            ctx.heartbeat(1 - left / sleep_s, f"sleeping, {left:.1f}s left")
+            done = 1 - left / sleep_s
+            while partials and published < int(done * total):
+                ctx.publish_partial({"text": partials.pop(0)})
+                published += 1
+            ctx.heartbeat(done, f"sleeping, {left:.1f}s left")
             if ctx.wait_cancelled(min(STEP_S, left)):
                 return False
         return True

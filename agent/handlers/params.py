@@ -83,6 +83,11 @@ class NoopParams(Params):
     retry_delay_s: float | None = Field(default=None, ge=0)
     outputs: dict[str, str] = Field(default_factory=dict, description="Output files to write: name -> text.")
     echo_inputs: bool = Field(default=False, description="List the sha256 and size of every input.")
+    partials: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Publish these as partial output, spread over sleep_s (a growing transcript).",
+    )
 
 
 class TranscriptionParams(MediaSource, DownloadLimits, TranscriptionOptions):

@@ -244,6 +244,8 @@ class TranscriptionHandler:
         segments: list[dict[str, Any]] = []
         for piece in pieces:
             segments.append(_segment(piece, options.word_timestamps))
+            latest = segments[-1]
+            ctx.publish_partial({"start": latest["start"], "end": latest["end"], "text": latest["text"]})
             done = min(piece.end, duration)
             ctx.heartbeat(done / duration, f"{done:.0f}/{duration:.0f} s of audio")
             if ctx.is_cancelled():

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -27,49 +24,6 @@ PRINCIPAL_SCOPE_KEY = "taskpost.principal"
 """Where the middleware leaves the authenticated ``Principal`` in the request's scope."""
 
 
-class AuthFailureLimiter:
-    """A token bucket per client address, spent by failed authentications.
-
-    An address with an empty bucket is refused before its key is even looked at: answering 429
-    to a wrong key but 200 to a right one would let a guesser carry on at full speed.
-    """
-
-    def __init__(
-        self,
-        rate_per_s: float,
-        burst: int,
-        clock: Callable[[], float] = time.monotonic,
-        max_addresses: int = 10_000,
-    ) -> None:
-        self.rate_per_s = rate_per_s
-        self.burst = float(burst)
-        self._clock = clock
-        self._max_addresses = max_addresses
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        """address -> (tokens, when counted); an address not here has a full bucket."""
-
-    def _tokens(self, address: str, now: float) -> float:
-        tokens, at = self._buckets.get(address, (self.burst, now))
-        return min(self.burst, tokens + (now - at) * self.rate_per_s)
-
-    def retry_after_s(self, address: str) -> float | None:
-        """None when ``address`` may try a key now, else how long it has to wait."""
-        tokens = self._tokens(address, self._clock())
-        if tokens >= 1:
-            return None
-        return (1 - tokens) / self.rate_per_s
-
-    def record_failure(self, address: str) -> bool:
-        """Spend one token; True when this failure used the last one."""
-        now = self._clock()
-        tokens = self._tokens(address, now) - 1
-        self._buckets[address] = (tokens, now)
-        self._buckets.move_to_end(address)
-        while len(self._buckets) > self._max_addresses:
-            self._buckets.popitem(last=False)
-        return tokens < 1
-
-
 class AuthMiddleware:
     """Authenticates every request under ``/api/v1`` from its headers, before the app runs."""
 
@@ -77,8 +31,8 @@ class AuthMiddleware:
         self.app = app
         self.coordinator = coordinator
         self.prefix = prefix
-        settings = coordinator.settings
-        self.limiter = AuthFailureLimiter(settings.auth_failure_rate_per_s, settings.auth_failure_burst)
+        # Shared with the dashboard's sign-in and /metrics: a wrong key costs the same everywhere.
+        self.limiter = coordinator.auth_limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -98,7 +52,7 @@ class AuthMiddleware:
             await response(scope, receive, send)
             return
         try:
-            principal = await principals.authenticate(self.coordinator, _presented_key(scope))
+            principal = await principals.authenticate(self.coordinator, presented_key(scope))
         except principals.AuthenticationFailed as exc:
             self._log_failure(address, exc.reason)
             response = error_response(
@@ -133,7 +87,7 @@ def _peer(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
-def _presented_key(scope: Scope) -> str | None:
+def presented_key(scope: Scope) -> str | None:
     """The key in ``Authorization: Bearer`` or ``X-API-Key``; two different ones are refused, never
     one of them picked: a request must not pass on one key while it also shows a wrong one."""
     authorization: str | None = None

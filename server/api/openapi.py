@@ -34,7 +34,7 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
 
 ERROR_DESCRIPTIONS = {
     400: "Malformed body (unreadable JSON or multipart).",
-    401: "Missing, unknown or revoked API key.",
+    401: "Missing, unknown, revoked or expired API key (code key_expired when expired).",
     403: "This key's role or namespace may not do this.",
     404: "No such job, agent, key, file or upload (a job of another namespace included).",
     409: "Conflict with the current state: a stale lease, a job in the wrong state, a key revoking itself.",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
 
-from taskpost.protocol import KeyCreate, KeyCreated, KeyPublic, Stats, WorkerPublic
+from fastapi import APIRouter, Body, status
+
+from taskpost.protocol import KeyCreate, KeyCreated, KeyPublic, KeyRotate, Stats, WorkerPublic
 from taskpost.protocol.admin import PurgeRequest, PurgeResult
 from taskpost.server.api.deps import AdminDep, CoordinatorDep, JobScopeDep, NamespaceQuery
 from taskpost.server.services import keys, retention, stats, workers
@@ -14,7 +16,14 @@ router = APIRouter(tags=["admin"])
 
 @router.post("/keys", status_code=status.HTTP_201_CREATED)
 async def create_key(body: KeyCreate, coord: CoordinatorDep, _: AdminDep) -> KeyCreated:
-    return await keys.create(coord, body.role, body.name, body.namespaces)
+    return await keys.create(
+        coord,
+        body.role,
+        body.name,
+        body.namespaces,
+        expires_in_s=body.expires_in_s,
+        task_types=body.task_types,
+    )
 
 
 @router.get("/keys")
@@ -25,6 +34,18 @@ async def list_keys(coord: CoordinatorDep, _: AdminDep) -> list[KeyPublic]:
 @router.delete("/keys/{key_id}")
 async def revoke_key(key_id: str, coord: CoordinatorDep, principal: AdminDep) -> KeyPublic:
     return await keys.revoke(coord, key_id, by_key_id=principal.key_id)
+
+
+@router.post("/keys/{key_id}/rotate", status_code=status.HTTP_201_CREATED)
+async def rotate_key(
+    key_id: str,
+    coord: CoordinatorDep,
+    _: AdminDep,
+    body: Annotated[KeyRotate | None, Body()] = None,
+) -> KeyCreated:
+    """A new secret for the key (by id or prefix); the old one keeps working for ``grace_s``
+    seconds. The body may be left out: the default grace is a day."""
+    return await keys.rotate(coord, key_id, (body or KeyRotate()).grace_s)
 
 
 @router.get("/stats")

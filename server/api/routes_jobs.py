@@ -172,8 +172,16 @@ async def get_job(
 
 
 @router.get("/jobs/{job_id}/events")
-async def job_events(job_id: str, coord: CoordinatorDep, scope: JobScopeDep) -> list[JobEventPublic]:
-    return await jobs.job_events(coord, job_id, scope)
+async def job_events(
+    job_id: str,
+    coord: CoordinatorDep,
+    scope: JobScopeDep,
+    all: Annotated[
+        bool,
+        Query(description="Also the stream kinds (state, progress, partial), with their ids and data."),
+    ] = False,
+) -> list[JobEventPublic]:
+    return await jobs.job_events(coord, job_id, scope, all=all)
 
 
 @router.post("/jobs/{job_id}/cancel")

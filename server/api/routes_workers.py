@@ -47,7 +47,13 @@ async def claim(
 ) -> Response | ClaimResponse:
     # The namespaces come from the key on this request, never from a per-process cache.
     reply = await claims.claim_request(
-        coord, route, body.max_tasks, body.wait_s, body.completions, principal.namespaces
+        coord,
+        route,
+        body.max_tasks,
+        body.wait_s,
+        body.completions,
+        principal.namespaces,
+        principal.task_types,
     )
     if not reply.tasks and not reply.acks and not reply.drain:
         return Response(status_code=status.HTTP_204_NO_CONTENT)

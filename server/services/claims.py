@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import update
@@ -29,14 +30,20 @@ CORRUPT_ROW = "corrupt_row"
 
 
 async def claim(
-    coord: Coordinator, route: WorkerRoute, max_tasks: int, namespaces: tuple[str, ...] = ()
+    coord: Coordinator,
+    route: WorkerRoute,
+    max_tasks: int,
+    namespaces: tuple[str, ...] = (),
+    task_types: tuple[str, ...] = (),
 ) -> list[ClaimedTask]:
     """Lease up to ``max_tasks`` queued jobs this agent may run, best priority first.
 
-    ``namespaces``: those the agent's key may claim from (empty: all), as read from the key on
-    this request.
+    ``namespaces`` and ``task_types``: those the agent's key may claim (empty: all), as read from
+    the key on this request; the types are intersected with the agent's, which this process may
+    have cached.
     """
-    if max_tasks <= 0:
+    types = tuple(t for t in route.task_types if t in task_types) if task_types else route.task_types
+    if max_tasks <= 0 or not types:
         if route.reread:  # nothing to claim, but the reply says whether the agent drains
             async with coord.db.read() as conn:
                 await workers.reread(conn, route)
@@ -44,18 +51,23 @@ async def claim(
     if route.draining:
         return []
     while True:
-        tasks, corrupt = await _claim_once(coord, route, max_tasks, namespaces)
+        tasks, corrupt = await _claim_once(coord, route, max_tasks, namespaces, types)
         # Rows set dead as corrupt are out of the queue now: try again rather than hold an
         # empty claim while healthy jobs wait.
         if tasks or not corrupt:
             tasks.sort(key=lambda task: -task.priority.rank)
             if tasks or corrupt:
                 coord.job_changes.notify()
+                coord.events.notify()
             return tasks
 
 
 async def _claim_once(
-    coord: Coordinator, route: WorkerRoute, max_tasks: int, namespaces: tuple[str, ...]
+    coord: Coordinator,
+    route: WorkerRoute,
+    max_tasks: int,
+    namespaces: tuple[str, ...],
+    types: tuple[str, ...],
 ) -> tuple[list[ClaimedTask], int]:
     now = coord.clock()
     lease_expires_at = now + coord.settings.lease_s
@@ -66,12 +78,12 @@ async def _claim_once(
         "limit": min(max_tasks, coord.settings.claim_batch_cap),
         "worker_type": route.worker_type,
     }
-    params.update({f"type_{i}": task_type for i, task_type in enumerate(route.task_types)})
+    params.update({f"type_{i}": task_type for i, task_type in enumerate(types)})
     params.update({f"namespace_{i}": name for i, name in enumerate(namespaces)})
     if route.labels:
         params["worker_labels"] = json.dumps(list(route.labels))
     statement = coord.db.dialect.claim_statement(
-        type_count=len(route.task_types), with_labels=bool(route.labels), namespace_count=len(namespaces)
+        type_count=len(types), with_labels=bool(route.labels), namespace_count=len(namespaces)
     )
     async with coord.db.write() as conn:
         if route.reread:
@@ -88,8 +100,31 @@ async def _claim_once(
                 corrupt += 1
             else:
                 tasks.append(task)
+        started = [
+            events.state_event(
+                row.id,
+                JobState.PROCESSING,
+                row.attempts,
+                route.worker_id,
+                **({"waited_s": now - row.created_at} if row.attempts == 1 else {}),
+            )
+            for row in rows
+            if any(task.job_id == row.id for task in tasks)
+        ]
+        await events.record(conn, started, now)
         await workers.touch(conn, coord, route, now)
+    _count_claim(coord, rows, {task.job_id for task in tasks}, now)
     return tasks, corrupt
+
+
+def _count_claim(coord: Coordinator, rows: Sequence[Any], handed_out: set[str], now: float) -> None:
+    """Metrics of a committed claim: the attempts handed out, and the rows set dead as corrupt."""
+    for row in rows:
+        if row.id not in handed_out:
+            coord.metrics.dead(row.type)
+            continue
+        # The wait from submit is observed at a job's first attempt only.
+        coord.metrics.claimed(row.type, now - row.created_at if row.attempts == 1 else None)
 
 
 def _sendable_task(row: Any, lease_expires_at: float) -> ClaimedTask | None:
@@ -144,7 +179,12 @@ async def _set_corrupt_row_dead(conn: AsyncConnection, row: Any, worker_id: str,
         )
     )
     await events.record(
-        conn, [events.Event(row.id, CORRUPT_ROW, row.attempts, worker_id, "-> dead; not handed out")], now
+        conn,
+        [
+            events.Event(row.id, CORRUPT_ROW, row.attempts, worker_id, "-> dead; not handed out"),
+            events.state_event(row.id, JobState.DEAD, row.attempts, worker_id),
+        ],
+        now,
     )
 
 
@@ -154,6 +194,7 @@ async def claim_with_wait(
     max_tasks: int,
     wait_s: float | None,
     namespaces: tuple[str, ...] = (),
+    task_types: tuple[str, ...] = (),
 ) -> list[ClaimedTask]:
     """Claim, holding the request (long poll) until work arrives or the hold runs out.
 
@@ -167,7 +208,7 @@ async def claim_with_wait(
         if coord.notifier.closed:
             return []
         seen = coord.notifier.version
-        tasks = await claim(coord, route, max_tasks, namespaces)
+        tasks = await claim(coord, route, max_tasks, namespaces, task_types)
         if route.gone and not held:
             raise workers.gone_error(route.worker_id)
         remaining = deadline - time.monotonic()
@@ -191,8 +232,9 @@ async def claim_request(
     wait_s: float | None,
     completions: list[TaskCompletion],
     namespaces: tuple[str, ...] = (),
+    task_types: tuple[str, ...] = (),
 ) -> ClaimResponse:
     acks = await complete(coord, route.worker_id, completions) if completions else []
     # An agent that just reported results should not sit in a long poll with nothing to show.
-    tasks = await claim_with_wait(coord, route, max_tasks, 0 if acks else wait_s, namespaces)
+    tasks = await claim_with_wait(coord, route, max_tasks, 0 if acks else wait_s, namespaces, task_types)
     return ClaimResponse(tasks=tasks, acks=acks, drain=route.draining)

@@ -115,10 +115,12 @@ async def list_jobs(
     return JobPage(jobs=public_jobs([decoded(row) for row in rows[:limit]]), next_cursor=next_cursor)
 
 
-async def job_events(coord: Coordinator, job_id: str, scope: str | None) -> list[JobEventPublic]:
+async def job_events(
+    coord: Coordinator, job_id: str, scope: str | None, *, all: bool = False
+) -> list[JobEventPublic]:
     async with coord.db.read() as conn:
         await _load(conn, job_id, scope)
-        return await events.list_for_job(conn, job_id)
+        return await events.list_for_job(conn, job_id, all=all)
 
 
 async def cancel(coord: Coordinator, job_id: str, scope: str | None) -> JobPublic:
@@ -146,9 +148,13 @@ async def cancel(coord: Coordinator, job_id: str, scope: str | None) -> JobPubli
                 state=state.value,
             )
         await conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(**values))
-        await events.record(conn, [events.Event(job_id, "cancel_requested", row.attempts)], now)
+        log = [events.Event(job_id, "cancel_requested", row.attempts)]
+        if "state" in values:
+            log.append(events.state_event(job_id, JobState.CANCELLED, row.attempts))
+        await events.record(conn, log, now)
         job = public_job(await _load(conn, job_id, scope))
     coord.job_changes.notify()
+    coord.events.notify()
     return job
 
 
@@ -184,10 +190,12 @@ async def requeue(coord: Coordinator, job_id: str, scope: str | None) -> JobPubl
                 progress_message=None,
             )
         )
-        await events.record(conn, [events.Event(job_id, "requeued", detail=f"was {state.value}")], now)
+        requeued = events.Event(job_id, "requeued", detail=f"was {state.value}")
+        await events.record(conn, [requeued, events.state_event(job_id, JobState.QUEUED, 0)], now)
         job = public_job(await _load(conn, job_id, scope))
     coord.notifier.notify()
     coord.job_changes.notify()
+    coord.events.notify()
     return job
 
 

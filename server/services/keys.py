@@ -1,4 +1,9 @@
-"""API keys: created with a role and namespaces, kept as a hash, shown in full only once."""
+"""API keys: created with a role and namespaces, kept as a hash, shown in full only once.
+
+A key may expire, and a worker key may be limited to job types. Rotating a key gives it a new
+secret under the same id (so its agents and sessions stay its own); the old secret keeps working
+for a grace period, so that whoever holds it can switch without downtime.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskpost.protocol import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, KeyCreated, KeyPublic, Role
+from taskpost.protocol.fields import TASK_TYPE_PATTERN
 from taskpost.server.coordinator import Coordinator
 from taskpost.server.db.models import ApiKey
 from taskpost.server.errors import InvalidParams, KeyNotFound, OwnKey
@@ -67,6 +73,17 @@ def checked_namespaces(role: Role, namespaces: Sequence[str]) -> list[str]:
     return unique
 
 
+def checked_task_types(role: Role, task_types: Sequence[str]) -> list[str]:
+    """The job types to store for a new key of ``role`` (only worker keys have any), or InvalidParams."""
+    unique = sorted(set(task_types))
+    if unique and role is not Role.WORKER:
+        raise InvalidParams("only a worker key is limited to task types", field="task_types")
+    for name in unique:
+        if not re.fullmatch(TASK_TYPE_PATTERN, name):
+            raise InvalidParams(f"invalid task type {name!r}", field="task_types")
+    return unique
+
+
 async def insert_key(
     conn: AsyncConnection,
     raw: str,
@@ -75,6 +92,9 @@ async def insert_key(
     now: float,
     namespaces: Sequence[str] = (),
     key_id: str | None = None,
+    *,
+    expires_in_s: float | None = None,
+    task_types: Sequence[str] = (),
 ) -> KeyPublic:
     """Store a generated key (SHA-256: see server.services.key_hashes)."""
     key_id = key_id or str(uuid.uuid4())
@@ -86,26 +106,49 @@ async def insert_key(
         "role": role.value,
         "name": name,
         "namespaces": json.dumps(checked_namespaces(role, namespaces)),
+        "task_types": json.dumps(checked_task_types(role, task_types)),
         "created_at": now,
+        "expires_at": None if expires_in_s is None else now + expires_in_s,
     }
     await conn.execute(insert(KEYS).values(**values))
     row = (await conn.execute(select(KEYS).where(KEYS.c.id == key_id))).one()
-    return _public(row)
+    return _public(row, now)
 
 
 async def create(
-    coord: Coordinator, role: Role, name: str | None, namespaces: Sequence[str] = ()
+    coord: Coordinator,
+    role: Role,
+    name: str | None,
+    namespaces: Sequence[str] = (),
+    *,
+    expires_in_s: float | None = None,
+    task_types: Sequence[str] = (),
 ) -> KeyCreated:
     raw = new_secret(role)
+    now = coord.clock()
     async with coord.db.write() as conn:
-        info = await insert_key(conn, raw, role, name, coord.clock(), namespaces)
+        info = await insert_key(
+            conn, raw, role, name, now, namespaces, expires_in_s=expires_in_s, task_types=task_types
+        )
     return KeyCreated(key=raw, info=info)
 
 
 async def list_keys(coord: Coordinator) -> list[KeyPublic]:
+    now = coord.clock()
     async with coord.db.read() as conn:
         rows = await conn.execute(select(KEYS).order_by(KEYS.c.created_at))
-        return [_public(row) for row in rows]
+        return [_public(row, now) for row in rows]
+
+
+async def _single(conn: AsyncConnection, coord: Coordinator, key_id_or_prefix: str) -> Any:
+    """The one key whose id or prefix this is (locked for update where rows lock), or KeyNotFound."""
+    query = select(KEYS).where((KEYS.c.id == key_id_or_prefix) | (KEYS.c.prefix == key_id_or_prefix))
+    if coord.db.dialect.locks_rows:
+        query = query.with_for_update()
+    rows = (await conn.execute(query)).all()
+    if len(rows) != 1:
+        raise KeyNotFound(f"no single API key has id or prefix {key_id_or_prefix!r}")
+    return rows[0]
 
 
 async def revoke(coord: Coordinator, key_id_or_prefix: str, by_key_id: str | None = None) -> KeyPublic:
@@ -113,20 +156,62 @@ async def revoke(coord: Coordinator, key_id_or_prefix: str, by_key_id: str | Non
     by one request: revoke an admin key with another one)."""
     now = coord.clock()
     async with coord.db.write() as conn:
-        rows = (
-            await conn.execute(
-                select(KEYS).where((KEYS.c.id == key_id_or_prefix) | (KEYS.c.prefix == key_id_or_prefix))
-            )
-        ).all()
-        if len(rows) != 1:
-            raise KeyNotFound(f"no single API key has id or prefix {key_id_or_prefix!r}")
-        row = rows[0]
+        row = await _single(conn, coord, key_id_or_prefix)
         if row.id == by_key_id:
             raise OwnKey()
         if row.revoked_at is None:
             await conn.execute(update(KEYS).where(KEYS.c.id == row.id).values(revoked_at=now))
         row = (await conn.execute(select(KEYS).where(KEYS.c.id == row.id))).one()
-    return _public(row)
+    return _public(row, now)
+
+
+async def rotate(coord: Coordinator, key_id_or_prefix: str, grace_s: float) -> KeyCreated:
+    """A new secret for the key (same id, role, namespaces and task types); the old one keeps
+    working for ``grace_s`` seconds (0: it stops now), and a secret kept from an earlier rotation
+    stops now.
+
+    A key that expires gets its lifetime again from now: a key made to last 90 days lasts 90 days
+    from each rotation, so that rotating regularly keeps it working (and revives an expired one).
+    A configured key (TASKPOST_ADMIN_KEY) is refused: its secret lives in the settings."""
+    now = coord.clock()
+    async with coord.db.write() as conn:
+        row = await _single(conn, coord, key_id_or_prefix)
+        if row.revoked_at is not None:
+            raise KeyNotFound(
+                f"API key {key_id_or_prefix!r} was revoked and cannot be rotated: create a new key",
+                key_id=row.id,
+            )
+        if row.hash_scheme != key_hashes.SHA256:
+            raise InvalidParams(
+                "this admin key is configured by TASKPOST_ADMIN_KEY: change that setting (and restart"
+                " the coordinator) to replace it, or rotate a generated admin key",
+                field="key_id",
+            )
+        raw = new_secret(Role(row.role))
+        expires_at = None
+        if row.expires_at is not None:
+            expires_at = now + (row.expires_at - (row.rotated_at or row.created_at))
+        previous_expires_at = None
+        if grace_s > 0:
+            previous_expires_at = now + grace_s
+            if row.expires_at is not None:
+                previous_expires_at = min(previous_expires_at, row.expires_at)
+        keep_previous = previous_expires_at is not None and previous_expires_at > now
+        await conn.execute(
+            update(KEYS)
+            .where(KEYS.c.id == row.id)
+            .values(
+                prefix=raw[:_PREFIX_LENGTH],
+                hash=key_hashes.sha256_hex(raw),
+                previous_hash=row.hash if keep_previous else None,
+                previous_prefix=row.prefix if keep_previous else None,
+                previous_expires_at=previous_expires_at if keep_previous else None,
+                rotated_at=now,
+                expires_at=expires_at,
+            )
+        )
+        row = (await conn.execute(select(KEYS).where(KEYS.c.id == row.id))).one()
+    return KeyCreated(key=raw, info=_public(row, now))
 
 
 async def ensure_admin_key(coord: Coordinator, configured: str | None) -> str | None:
@@ -206,8 +291,9 @@ async def _ensure_configured(conn: AsyncConnection, coord: Coordinator, raw: str
     coord.verified_keys[digest] = key_id
 
 
-def _public(row: Any) -> KeyPublic:
+def _public(row: Any, now: float) -> KeyPublic:
     role = Role(row.role)
+    previous_works = row.previous_expires_at is not None and row.previous_expires_at > now
     return KeyPublic(
         id=row.id,
         prefix=row.prefix,
@@ -217,4 +303,8 @@ def _public(row: Any) -> KeyPublic:
         created_at=require_datetime(row.created_at),
         last_used_at=to_datetime(row.last_used_at),
         revoked_at=to_datetime(row.revoked_at),
+        expires_at=to_datetime(row.expires_at),
+        task_types=json.loads(row.task_types),
+        rotated_at=to_datetime(row.rotated_at),
+        previous_expires_at=to_datetime(row.previous_expires_at) if previous_works else None,
     )

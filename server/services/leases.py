@@ -9,10 +9,11 @@ leases out, are in server.services.claims; output uploads in server.services.upl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskpost.protocol import (
@@ -38,7 +39,17 @@ from taskpost.server.services.transitions import (
     after_failure,
 )
 
-_LEASE_COLUMNS = (*ATTEMPT_COLUMNS, JOBS.c.state, JOBS.c.last_lease_token, JOBS.c.inputs, JOBS.c.outputs)
+_LEASE_COLUMNS = (
+    *ATTEMPT_COLUMNS,
+    JOBS.c.state,
+    JOBS.c.last_lease_token,
+    JOBS.c.inputs,
+    JOBS.c.outputs,
+    JOBS.c.type,
+    JOBS.c.attempt_started_at,
+    JOBS.c.progress,
+    JOBS.c.progress_message,
+)
 
 
 async def _lease_rows(conn: AsyncConnection, coord: Coordinator, job_ids: Sequence[str]) -> dict[str, Any]:
@@ -61,6 +72,8 @@ async def complete(
     succeeded: list[dict[str, Any]] = []
     other_updates: list[tuple[str, str, dict[str, Any]]] = []
     log: list[events.Event] = []
+    changes: list[events.Event] = []  # state events, after the incidents of the same jobs
+    counted: list[Callable[[], None]] = []  # metrics of the transaction, counted once committed
     async with coord.db.write() as conn:
         rows = await _lease_rows(conn, coord, [c.job_id for c in completions])
         stale_ids = {c.job_id for c in completions if c.job_id in rows and _is_stale(rows[c.job_id], c)}
@@ -90,6 +103,7 @@ async def complete(
                             f"outcome {completion.outcome.value}",
                         )
                     )
+                counted.append(coord.metrics.stale_completion_refused)
                 acks.append(
                     CompletionAck(
                         job_id=row.id,
@@ -109,10 +123,17 @@ async def complete(
                 succeeded.append(
                     {"b_id": row.id, "b_token": completion.lease_token, "b_result": completion.result}
                 )
+                started = row.attempt_started_at  # nullable in the table, though every claim sets it
+                run_s = None if started is None else now - started
+                counted.append(partial(coord.metrics.completed, row.type, run_s))
+                changes.append(events.state_event(row.id, state, row.attempts, worker_id, run_s=run_s))
             else:
                 if state is not JobState.CANCELLED:
                     values["last_lease_token"] = completion.lease_token
                 other_updates.append((row.id, completion.lease_token, values))
+                if completion.outcome is Outcome.FAILED:
+                    kind = values["error"]["kind"]
+                    counted.append(partial(coord.metrics.failed_attempt_went, row.type, kind, state.value))
                 log.append(
                     events.Event(
                         row.id,
@@ -122,6 +143,7 @@ async def complete(
                         completion.error_message,
                     )
                 )
+                changes.append(events.state_event(row.id, state, row.attempts, worker_id))
             acks.append(CompletionAck(job_id=row.id, accepted=True, state=state.value))
         if succeeded:
             await conn.execute(_COMPLETE_STATEMENT.values(ended_at=now), succeeded)
@@ -133,7 +155,11 @@ async def complete(
                 update(JOBS).where(JOBS.c.id == job_id, JOBS.c.lease_token == token).values(**values)
             )
         await attempt_outputs.drop(conn, [job_id for job_id, _, _ in other_updates])
-        await events.record(conn, log, now)
+        await events.record(conn, [*log, *changes], now)
+    for count in counted:
+        count()
+    if log or changes:
+        coord.events.notify()
     if any(ack.accepted for ack in acks):
         coord.job_changes.notify()
     if any(ack.accepted and ack.state == JobState.QUEUED.value for ack in acks):
@@ -190,6 +216,7 @@ async def heartbeat(coord: Coordinator, route: WorkerRoute, tasks: list[TaskProg
     now = coord.clock()
     expires = now + coord.settings.lease_s
     statuses: list[TaskLeaseStatus] = []
+    log: list[events.Event] = []
     async with coord.db.write() as conn:
         await workers.touch(conn, coord, route, now, force=True)
         if tasks:
@@ -208,6 +235,11 @@ async def heartbeat(coord: Coordinator, route: WorkerRoute, tasks: list[TaskProg
                         "b_message": task.message,
                     }
                 )
+                if (task.progress, task.message) != (row.progress, row.progress_message):
+                    data = {"progress": task.progress, "message": task.message}
+                    log.append(events.Event(row.id, "progress", row.attempts, route.worker_id, data=data))
+                if task.partial:
+                    log.extend(await _new_partial(conn, row, task, route.worker_id))
                 statuses.append(
                     TaskLeaseStatus(
                         job_id=task.job_id,
@@ -218,7 +250,33 @@ async def heartbeat(coord: Coordinator, route: WorkerRoute, tasks: list[TaskProg
                 )
             if extended:
                 await conn.execute(_HEARTBEAT_STATEMENT.values(lease_expires_at=expires), extended)
+            await events.record(conn, log, now)
+    if log:
+        coord.events.notify()
     return HeartbeatResponse(tasks=statuses, drain=route.draining)
+
+
+async def _new_partial(
+    conn: AsyncConnection, row: Any, task: TaskProgress, worker_id: str
+) -> list[events.Event]:
+    """The chunks of ``task.partial`` this attempt has not stored yet (a heartbeat whose answer
+    was lost is sent again with the same chunks), as ``partial`` events."""
+    stored = (
+        await conn.execute(
+            select(func.count())
+            .select_from(events.EVENTS)
+            .where(
+                events.EVENTS.c.job_id == row.id,
+                events.EVENTS.c.attempt == row.attempts,
+                events.EVENTS.c.kind == "partial",
+            )
+        )
+    ).scalar_one()
+    return [
+        events.Event(row.id, "partial", row.attempts, worker_id, data={"index": index, "chunk": chunk})
+        for index, chunk in enumerate(task.partial, start=task.partial_from)
+        if index >= stored
+    ]
 
 
 _HEARTBEAT_STATEMENT = (
@@ -241,6 +299,7 @@ async def release(
     """
     now = coord.clock()
     acks: list[CompletionAck] = []
+    dead_types: list[str] = []
     async with coord.db.write() as conn:
         rows = await _lease_rows(conn, coord, [t.job_id for t in tasks])
         for task in tasks:
@@ -258,14 +317,21 @@ async def release(
                     state = declined.state
                     values.update(declined.values)
                     event = events.Event(row.id, RELEASE_DECLINED, row.attempts, worker_id, declined.detail)
+                    if state is JobState.DEAD:
+                        dead_types.append(row.type)
             else:
                 values.update(ended_at=now)
             await conn.execute(update(JOBS).where(JOBS.c.id == row.id).values(**values))
             await attempt_outputs.drop(conn, [row.id])
-            await events.record(conn, [event], now)
+            await events.record(
+                conn, [event, events.state_event(row.id, state, row.attempts, worker_id)], now
+            )
             acks.append(CompletionAck(job_id=row.id, accepted=True, state=state.value))
+    for job_type in dead_types:
+        coord.metrics.dead(job_type)
     coord.notifier.notify()
     coord.job_changes.notify()
+    coord.events.notify()
     return acks
 
 

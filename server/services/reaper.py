@@ -14,17 +14,27 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, delete, select, update
 
 from taskpost.protocol import JobState
 from taskpost.server.coordinator import Coordinator
+from taskpost.server.db.models import DashboardSession
 from taskpost.server.services import attempt_outputs, blob_gc, events, replicas, retention, schedule
 from taskpost.server.services.jobs import JOBS
 from taskpost.server.services.transitions import ATTEMPT_COLUMNS, AttemptFailure, after_failure
 
 logger = logging.getLogger(__name__)
 
-_OVERDUE_COLUMNS = (*ATTEMPT_COLUMNS, JOBS.c.timeout_s, JOBS.c.attempt_started_at, JOBS.c.lease_expires_at)
+LEASE_EXPIRED = "lease_expired"
+DASHBOARD_SESSIONS = DashboardSession.__table__  # type: ignore[attr-defined]
+
+_OVERDUE_COLUMNS = (
+    *ATTEMPT_COLUMNS,
+    JOBS.c.timeout_s,
+    JOBS.c.attempt_started_at,
+    JOBS.c.lease_expires_at,
+    JOBS.c.type,
+)
 
 
 async def reap_once(coord: Coordinator) -> int:
@@ -46,6 +56,7 @@ async def reap_once(coord: Coordinator) -> int:
         running = (await conn.execute(overdue)).all()
         log: list[events.Event] = []
         ended: list[str] = []
+        failures: list[tuple[str, str, str]] = []  # (type, kind, new state), counted once committed
         for row in running:
             failure = _why_overdue(row, now)
             values = after_failure(row, failure, now)
@@ -61,6 +72,7 @@ async def reap_once(coord: Coordinator) -> int:
             if result.rowcount:
                 changed += 1
                 ended.append(row.id)
+                failures.append((row.type, failure.kind, values["state"]))
                 woke_queue = woke_queue or values["state"] == JobState.QUEUED.value
                 log.append(
                     events.Event(
@@ -71,6 +83,7 @@ async def reap_once(coord: Coordinator) -> int:
                         f"{failure.message} -> {values['state']}",
                     )
                 )
+                log.append(events.state_event(row.id, JobState(values["state"]), row.attempts, row.worker_id))
         await attempt_outputs.drop(conn, ended)
         due = await schedule.queue_due(conn, now)
         if due:
@@ -92,17 +105,34 @@ async def reap_once(coord: Coordinator) -> int:
                     "retryable": False,
                 },
             )
-            .returning(JOBS.c.id)
+            .returning(JOBS.c.id, JOBS.c.type)
         )
-        for job_id in out_of_time.scalars():
+        out_of_time_types: list[str] = []
+        for job_id, job_type in out_of_time:
             changed += 1
+            out_of_time_types.append(job_type)
             log.append(events.Event(job_id, "total_timeout", detail="-> dead"))
+            log.append(events.state_event(job_id, JobState.DEAD))
         await events.record(conn, log, now)
+        # Dashboard sign-ins past their end (read through ix_dashboard_sessions_expires_at).
+        await conn.execute(delete(DASHBOARD_SESSIONS).where(DASHBOARD_SESSIONS.c.expires_at <= now))
+    _count(coord, failures, out_of_time_types)
     if woke_queue:
         coord.notifier.notify()
     if changed:
         coord.job_changes.notify()
+        coord.events.notify()
     return changed
+
+
+def _count(coord: Coordinator, failures: list[tuple[str, str, str]], out_of_time_types: list[str]) -> None:
+    """Metrics of a committed pass: attempts ended overdue, and jobs out of total time."""
+    for job_type, kind, state in failures:
+        coord.metrics.failed_attempt_went(job_type, kind, state)
+        if kind == LEASE_EXPIRED:
+            coord.metrics.lease_expired(job_type)
+    for job_type in out_of_time_types:
+        coord.metrics.dead(job_type)
 
 
 def _why_overdue(row: Any, now: float) -> AttemptFailure:
@@ -114,7 +144,7 @@ def _why_overdue(row: Any, now: float) -> AttemptFailure:
         return AttemptFailure(f"attempt {row.attempts} ran past timeout_s={row.timeout_s}", "timeout")
     return AttemptFailure(
         f"lease expired: agent {row.worker_id} stopped heartbeating during attempt {row.attempts}",
-        "lease_expired",
+        LEASE_EXPIRED,
         retry_delay_s=0,  # the agent is gone, not the task at fault: back in the queue at once
     )
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from taskpost.protocol import JobCreate, JobState
 from taskpost.server.coordinator import Coordinator
 from taskpost.server.errors import InvalidParams
+from taskpost.server.services import events
 from taskpost.server.services.jobs import JOBS
 
 WAITING_STATES = (JobState.SCHEDULED.value, JobState.FAILED.value)
@@ -47,13 +48,16 @@ def due_at(spec: JobCreate, now: float) -> float | None:
 
 
 async def queue_due(conn: AsyncConnection, now: float) -> int:
-    """Queue every waiting job whose ``available_at`` has passed; returns how many."""
+    """Queue every waiting job whose ``available_at`` has passed (with its state event); returns how many."""
     result = await conn.execute(
         update(JOBS)
         .where(JOBS.c.state.in_(WAITING_STATES), JOBS.c.available_at <= now)
         .values(state=JobState.QUEUED.value, available_at=None, worker_id=None)
+        .returning(JOBS.c.id, JOBS.c.attempts)
     )
-    return result.rowcount
+    queued = [events.state_event(job_id, JobState.QUEUED, attempts) for job_id, attempts in result]
+    await events.record(conn, queued, now)
+    return len(queued)
 
 
 async def next_due(coord: Coordinator) -> float | None:
@@ -81,6 +85,7 @@ async def queue_due_now(coord: Coordinator) -> int:
     if queued:
         coord.notifier.notify()
         coord.job_changes.notify()
+        coord.events.notify()
     return queued
 
 

@@ -4,31 +4,27 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import func, select
-
-from taskpost.protocol import Priority, QueueCount, Stats
+from taskpost.protocol import QueueCount, Stats
 from taskpost.server.coordinator import Coordinator
-from taskpost.server.services import workers
-from taskpost.server.services.jobs import JOBS
+from taskpost.server.services import counts, workers
 
 
 async def stats(coord: Coordinator, scope: str | None = None) -> Stats:
     """Counts of ``scope``'s jobs (None: every namespace) and the agents that serve it."""
-    query = (
-        select(JOBS.c.type, JOBS.c.priority, JOBS.c.state, func.count())
-        .group_by(JOBS.c.type, JOBS.c.priority, JOBS.c.state)
-        .order_by(JOBS.c.type, JOBS.c.priority.desc(), JOBS.c.state)
-    )
-    if scope is not None:
-        query = query.where(JOBS.c.namespace == scope)
     async with coord.db.read() as conn:
-        rows = (await conn.execute(query)).all()
-    counts = [
-        QueueCount(type=job_type, priority=Priority.from_rank(rank).value, state=state, count=count)
-        for job_type, rank, state, count in rows
+        rows = await counts.job_counts(conn, scope)
+    # The rows come per namespace, ordered by type, priority and state first: adding the
+    # namespaces up keeps that order.
+    merged: dict[tuple[str, str, str], int] = {}
+    for row in rows:
+        key = (row.type, row.priority, row.state)
+        merged[key] = merged.get(key, 0) + row.count
+    queue_counts = [
+        QueueCount(type=job_type, priority=priority, state=state, count=count)
+        for (job_type, priority, state), count in merged.items()
     ]
     totals: Counter[str] = Counter()
-    for entry in counts:
+    for entry in queue_counts:
         totals[entry.state] += entry.count
     agents = await workers.list_workers(coord, namespace=scope)
-    return Stats(counts=counts, totals=dict(totals), workers=agents)
+    return Stats(counts=queue_counts, totals=dict(totals), workers=agents)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -150,6 +151,11 @@ async def submit(
         # Another coordinator inserted the same idempotency key between our read and insert.
         results = await _submit_once(coord, namespace, specs, now, stored_inputs, versions)
     created = {job.state for job, is_new in results if is_new}
+    new_kinds = Counter((job.type, job.priority.value) for job, is_new in results if is_new)
+    for (job_type, priority), n in new_kinds.items():
+        coord.metrics.submitted(namespace, job_type, priority, n)
+    if created:
+        coord.events.notify()
     if JobState.QUEUED in created:
         coord.notifier.notify()
     if JobState.SCHEDULED in created:
@@ -213,7 +219,10 @@ async def _submit_once(
             await blob_refs.add(
                 conn, [entry["blob_key"] for row in new_rows for entry in (*row["inputs"], *row["outputs"])]
             )
-            await events.record(conn, cached, now)
+            states = [
+                events.state_event(row["id"], JobState(row["state"]), row["attempts"]) for row in new_rows
+            ]
+            await events.record(conn, [*cached, *states], now)
         if used_uploads:
             await conn.execute(update(UPLOADS).where(UPLOADS.c.id.in_(used_uploads)).values(last_used_at=now))
         wanted = {job_id for job_id, _ in plan}

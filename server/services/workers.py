@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -19,7 +20,7 @@ from taskpost.protocol import (
 )
 from taskpost.server.coordinator import Coordinator, WorkerFacts, WorkerRoute
 from taskpost.server.db.models import Worker
-from taskpost.server.errors import Forbidden, WorkerNotFound
+from taskpost.server.errors import Forbidden, TaskTypeForbidden, WorkerNotFound
 from taskpost.server.services import job_types, param_checks
 from taskpost.server.services.convert import require_datetime
 from taskpost.server.services.jobs import JOBS
@@ -39,6 +40,8 @@ def cadence(coord: Coordinator) -> Cadence:
         heartbeat_interval_s=settings.heartbeat_interval_s,
         long_poll_s=settings.long_poll_s,
         lease_s=settings.lease_s,
+        progress_interval_s=settings.progress_interval_s,
+        partial_output=True,
     )
 
 
@@ -50,6 +53,7 @@ async def register(coord: Coordinator, request: WorkerRegister, key_id: str | No
     task_types = sorted(set(request.task_types))
     labels = sorted(set(request.labels))
     async with coord.db.write() as conn:
+        await _check_key_task_types(conn, key_id, task_types)
         await conn.execute(
             insert(WORKERS).values(
                 id=worker_id,
@@ -71,6 +75,22 @@ async def register(coord: Coordinator, request: WorkerRegister, key_id: str | No
     facts = WorkerFacts(worker_id, key_id, request.worker_type.value, tuple(task_types), tuple(labels))
     _remember(coord, facts)
     return WorkerRegistered(worker_id=worker_id, cadence=cadence(coord))
+
+
+async def _check_key_task_types(conn: AsyncConnection, key_id: str | None, task_types: list[str]) -> None:
+    """TaskTypeForbidden unless the key may serve every one of ``task_types``."""
+    if key_id is None:
+        return
+    stored = (await conn.execute(select(KEYS.c.task_types).where(KEYS.c.id == key_id))).scalar()
+    allowed = json.loads(stored) if stored else []
+    refused = sorted(set(task_types) - set(allowed)) if allowed else []
+    if refused:
+        raise TaskTypeForbidden(
+            f"this API key may serve only the job types {', '.join(allowed)}; it may not register"
+            f" {', '.join(refused)}: drop them, or register with a key made for them",
+            allowed=allowed,
+            refused=refused,
+        )
 
 
 _ROUTE_COLUMNS = (
@@ -185,7 +205,12 @@ async def list_workers(
     """The agents; with ``namespace``, only those whose key serves it, counting only its tasks."""
     now = coord.clock()
     query = (
-        select(WORKERS, KEYS.c.role.label("key_role"), KEYS.c.namespaces.label("key_namespaces"))
+        select(
+            WORKERS,
+            KEYS.c.role.label("key_role"),
+            KEYS.c.namespaces.label("key_namespaces"),
+            KEYS.c.task_types.label("key_task_types"),
+        )
         .outerjoin(KEYS, KEYS.c.id == WORKERS.c.key_id)
         .order_by(WORKERS.c.registered_at)
     )
@@ -212,6 +237,7 @@ def _serves(row: Any, namespace: str) -> bool:
 
 
 def _public(row: Any, running: int, now: float, gone_after_s: float) -> WorkerPublic:
+    restricted = row.key_role == Role.WORKER.value  # an admin key (or none) serves everything
     return WorkerPublic(
         id=row.id,
         name=row.name,
@@ -226,4 +252,6 @@ def _public(row: Any, running: int, now: float, gone_after_s: float) -> WorkerPu
         running_tasks=running,
         draining=row.draining,
         alive=row.deregistered_at is None and now - row.last_seen_at < gone_after_s,
+        namespaces=list(namespaces_of(Role.WORKER, row.key_namespaces)) if restricted else [],
+        allowed_task_types=json.loads(row.key_task_types) if restricted else [],
     )

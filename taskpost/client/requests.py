@@ -30,7 +30,14 @@ from taskpost.protocol import (
     Role,
     WorkerType,
 )
-from taskpost.protocol.admin import FinishedState, PurgeRequest
+from taskpost.protocol.admin import (
+    BulkRequeue,
+    FinishedState,
+    KeyRotate,
+    PurgeRequest,
+    QueueEmpty,
+    RequeueableState,
+)
 
 FileSource = Path | str | bytes
 """A file to upload: a path on this machine, or its bytes."""
@@ -212,9 +219,30 @@ def events(job_id: str) -> Call:
 # that would make a second one harmless.
 
 
-def create_key(role: Role | str, name: str | None, namespaces: Sequence[str]) -> Call:
-    spec = checked(KeyCreate, {"role": role, "name": name, "namespaces": list(namespaces)})
-    return Call("POST", "/keys", json=spec.model_dump(mode="json"), resendable=False)
+def create_key(
+    role: Role | str,
+    name: str | None,
+    namespaces: Sequence[str],
+    expires_in_s: float | None = None,
+    task_types: Sequence[str] = (),
+) -> Call:
+    spec = checked(
+        KeyCreate,
+        {
+            "role": role,
+            "name": name,
+            "namespaces": list(namespaces),
+            "expires_in_s": _seconds(expires_in_s),
+            "task_types": list(task_types),
+        },
+    )
+    return Call("POST", "/keys", json=spec.model_dump(mode="json", exclude_none=True), resendable=False)
+
+
+def rotate_key(key: str, grace_s: float | None) -> Call:
+    spec = checked(KeyRotate, {} if grace_s is None else {"grace_s": float(grace_s)})
+    path = "/keys/" + quote(key, safe="") + "/rotate"
+    return Call("POST", path, json=spec.model_dump(mode="json"), resendable=False)
 
 
 def list_keys() -> Call:
@@ -227,6 +255,32 @@ def revoke_key(key: str) -> Call:
 
 def workers(include_gone: bool) -> Call:
     return Call("GET", "/workers", query={"include_gone": "true" if include_gone else "false"})
+
+
+def drain_worker(worker_id: str) -> Call:
+    return Call("POST", "/workers/" + quote(worker_id, safe="") + "/drain", resendable=False)
+
+
+def undrain_worker(worker_id: str) -> Call:
+    return Call("POST", "/workers/" + quote(worker_id, safe="") + "/resume", resendable=False)
+
+
+def _namespace_query(namespace: str | None) -> dict[str, str | int | float]:
+    return {"namespace": namespace} if namespace else {}
+
+
+def requeue_jobs(
+    states: Sequence[RequeueableState | str], type: str | None, dry_run: bool, namespace: str | None
+) -> Call:
+    spec = checked(BulkRequeue, {"states": list(states), "type": type, "dry_run": dry_run})
+    query = _namespace_query(namespace)
+    return Call("POST", "/queues/requeue", query=query, json=spec.model_dump(mode="json"), resendable=False)
+
+
+def empty_queue(type: str, include_scheduled: bool, dry_run: bool, namespace: str | None) -> Call:
+    spec = checked(QueueEmpty, {"type": type, "include_scheduled": include_scheduled, "dry_run": dry_run})
+    query = _namespace_query(namespace)
+    return Call("POST", "/queues/empty", query=query, json=spec.model_dump(mode="json"), resendable=False)
 
 
 def purge(

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import tenacity
 
-from taskpost.client import downloads, requests, retries
+from taskpost.client import downloads, requests, retries, streams
 from taskpost.client.errors import JobFailed, ServerUnavailable, WaitTimedOut, error_from_response
 from taskpost.client.requests import Call, FileSource
 from taskpost.protocol import (
@@ -26,6 +26,7 @@ from taskpost.protocol import (
     JobPage,
     JobPublic,
     JobState,
+    JobStreamEvent,
     JobSubmitted,
     JobTypeList,
     KeyCreated,
@@ -37,7 +38,7 @@ from taskpost.protocol import (
     WorkerPublic,
     WorkerType,
 )
-from taskpost.protocol.admin import FinishedState, PurgeResult
+from taskpost.protocol.admin import BulkResult, FinishedState, PurgeResult, RequeueableState
 
 WAIT_STEP_S = 20.0
 """How long one ``GET ?wait_s=`` of ``wait`` asks the coordinator to hold (it may hold less)."""
@@ -166,6 +167,29 @@ class Client:
         that many seconds."""
         return requests.parsed(JobPublic, self._send(requests.get(job_id, wait_s, seen_state)))
 
+    def stream_events(self, job_id: str, *, last_event_id: int | None = None) -> Iterator[JobStreamEvent]:
+        """The job's events as they happen (state, progress, partial output) until it ends.
+
+        Reconnects by itself after a dropped connection, from the last event it yielded.
+        """
+        return streams.stream(self._http, streams.job_path(job_id), last_event_id=last_event_id)
+
+    def stream_feed(
+        self,
+        *,
+        type: str | None = None,
+        state: JobState | str | None = None,
+        last_event_id: int | None = None,
+    ) -> Iterator[JobStreamEvent]:
+        """Every event of the key's namespace as it happens (never ends); deduplicated by id."""
+        return streams.stream(
+            self._http,
+            streams.FEED_PATH,
+            params=streams.feed_params(type, state),
+            last_event_id=last_event_id,
+            stop_at_end=False,
+        )
+
     def wait(
         self, job_id: str, timeout: float | None = None, *, on_update: WaitCallback | None = None
     ) -> JobPublic:
@@ -248,6 +272,17 @@ class Client:
                 return
             cursor = page.next_cursor
 
+    def list_page(
+        self,
+        state: JobState | str | None = None,
+        type: str | None = None,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """One page of jobs, newest first; its ``next_cursor`` asks for the next (None: the last)."""
+        return requests.parsed(JobPage, self._send(requests.list_page(state, type, limit, cursor)))
+
     def events(self, job_id: str) -> builtins.list[JobEventPublic]:
         """What happened to the job: claims, failures, lease expiries, stale completions..."""
         return requests.parsed_list(JobEventPublic, self._send(requests.events(job_id)))
@@ -263,10 +298,26 @@ class Client:
     # Admin operations (an admin key).
 
     def create_key(
-        self, role: Role | str, name: str | None = None, namespaces: Sequence[str] = ()
+        self,
+        role: Role | str,
+        name: str | None = None,
+        namespaces: Sequence[str] = (),
+        *,
+        expires_in_s: float | None = None,
+        task_types: Sequence[str] = (),
     ) -> KeyCreated:
-        """A new API key; its secret (``.key``) is in this answer only."""
-        return requests.parsed(KeyCreated, self._send(requests.create_key(role, name, namespaces)))
+        """A new API key; its secret (``.key``) is in this answer only.
+
+        ``expires_in_s``: it stops working that many seconds from now (401 ``key_expired``);
+        ``task_types``: a worker key may register and claim only these job types.
+        """
+        call = requests.create_key(role, name, namespaces, expires_in_s, task_types)
+        return requests.parsed(KeyCreated, self._send(call))
+
+    def rotate_key(self, key: str, grace_s: float | None = None) -> KeyCreated:
+        """A new secret for the key (by id or prefix), shown in this answer only; the old one keeps
+        working for ``grace_s`` seconds (default: the coordinator's, a day)."""
+        return requests.parsed(KeyCreated, self._send(requests.rotate_key(key, grace_s)))
 
     def list_keys(self) -> builtins.list[KeyPublic]:
         return requests.parsed_list(KeyPublic, self._send(requests.list_keys()))
@@ -278,6 +329,40 @@ class Client:
     def workers(self, *, include_gone: bool = False) -> builtins.list[WorkerPublic]:
         """The registered agents (with ``include_gone``, those that stopped too)."""
         return requests.parsed_list(WorkerPublic, self._send(requests.workers(include_gone)))
+
+    def drain_worker(self, worker_id: str) -> WorkerPublic:
+        """Let the agent finish what it runs and claim nothing new."""
+        return requests.parsed(WorkerPublic, self._send(requests.drain_worker(worker_id)))
+
+    def undrain_worker(self, worker_id: str) -> WorkerPublic:
+        """Let a drained agent claim tasks again."""
+        return requests.parsed(WorkerPublic, self._send(requests.undrain_worker(worker_id)))
+
+    def requeue_jobs(
+        self,
+        states: Sequence[RequeueableState | str],
+        type: str | None = None,
+        *,
+        dry_run: bool = False,
+        namespace: str | None = None,
+    ) -> BulkResult:
+        """Put failed, dead or cancelled jobs back in the queue, like ``rq requeue --all``: at most
+        1000 a call (call again while the answer says ``more``); ``dry_run`` only counts them."""
+        call = requests.requeue_jobs(states, type, dry_run, namespace)
+        return requests.parsed(BulkResult, self._send(call))
+
+    def empty_queue(
+        self,
+        type: str,
+        *,
+        include_scheduled: bool = False,
+        dry_run: bool = False,
+        namespace: str | None = None,
+    ) -> BulkResult:
+        """Cancel the queued jobs of a type (and its scheduled ones with ``include_scheduled``), like
+        ``rq empty``: at most 1000 a call, ``more`` when there are others."""
+        call = requests.empty_queue(type, include_scheduled, dry_run, namespace)
+        return requests.parsed(BulkResult, self._send(call))
 
     def purge(
         self,

@@ -56,6 +56,8 @@ def test_every_client_call_in_the_doc_exists_with_its_keywords() -> None:
             elif isinstance(func, ast.Name) and func.id == "job_spec":
                 assert not _accepts(job_spec, keywords)
     assert {"submit", "get", "wait", "result", "stats", "cancel", "submit_many", "list"} <= checked
+    operators = {"requeue_jobs", "empty_queue", "drain_worker", "undrain_worker", "create_key", "rotate_key"}
+    assert operators <= checked
 
 
 def test_every_name_the_doc_imports_exists() -> None:

@@ -42,10 +42,13 @@ DOMAIN_REFUSALS = {
     "POST /api/v1/workers/register": "a param schema for a type the agent does not run, or one that is"
     " not a valid JSON Schema, is 422",
     "POST /api/v1/uploads": "an X-Content-SHA256 that is not the body's digest is 422",
+    "POST /api/v1/keys": "task_types on a key that is not a worker key is 422",
+    "POST /api/v1/keys/{key_id}/rotate": "the configured key (TASKPOST_ADMIN_KEY) is not rotated: 422",
     "PUT /api/v1/tasks/{job_id}/outputs/{name}": "an X-Content-SHA256 that is not the body's digest is 422",
 }
 """Operations whose schema-valid requests may still be refused with 422, and why: the document
-cannot say which job types exist now, nor which digest a body has."""
+cannot say which job types exist now, nor which digest a body has, nor which key is configured
+(and the role-dependent rule on task_types is not in KeyCreate's schema)."""
 
 
 @dataclass(frozen=True)

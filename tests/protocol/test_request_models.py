@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from taskpost import protocol
 from taskpost.protocol import (
+    BulkRequeue,
     ClaimRequest,
     CompleteRequest,
     HandlerSchema,
@@ -21,6 +22,8 @@ from taskpost.protocol import (
     JobCreate,
     JobPublic,
     KeyCreate,
+    KeyRotate,
+    QueueEmpty,
     ReleaseRequest,
     RequestModel,
     RetryPolicy,
@@ -45,6 +48,9 @@ REQUEST_MODELS: list[type[RequestModel]] = [
     HeartbeatRequest,
     ReleaseRequest,
     HandlerSchema,
+    KeyRotate,
+    BulkRequeue,
+    QueueEmpty,
 ]
 
 

@@ -15,7 +15,7 @@ from click.testing import Result
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from taskpost import purge as purging
+from taskpost import durations
 from taskpost.cli import app
 from taskpost.server.db.database import Database
 from taskpost.server.services import retention
@@ -125,7 +125,7 @@ def test_a_bad_duration_is_a_usage_error_that_says_how_to_write_one(duration: st
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("12h", 43200), ("1.5d", 129600)])
 def test_durations_take_seconds_minutes_hours_and_days(text: str, seconds: float) -> None:
-    assert purging.parse_duration(text) == seconds
+    assert durations.parse(text) == seconds
 
 
 def test_a_state_a_job_can_leave_is_not_offered() -> None:

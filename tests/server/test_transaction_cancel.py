@@ -7,7 +7,6 @@ again, the transaction's own rollback included (server.db.transactions).
 from __future__ import annotations
 
 import gc
-import logging
 import sqlite3
 from pathlib import Path
 
@@ -31,9 +30,7 @@ async def _insert_forever(db: Database) -> None:
             await conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": i})
 
 
-async def test_cancelled_writes_release_the_lock_and_the_connection(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_cancelled_writes_release_the_lock_and_the_connection(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'cancel.db'}")
     async with db.write() as conn:
         await conn.execute(text("CREATE TABLE t (x INTEGER)"))
@@ -44,7 +41,7 @@ async def test_cancelled_writes_release_the_lock_and_the_connection(
                 await anyio.sleep(step * 0.002)
                 group.cancel_scope.cancel()
             gc.collect()
-            await getattr(db, 'ends', None).wait_all() if hasattr(db, 'ends') else None
+            await db.ends.wait_all()
             assert db.engine.pool.checkedout() == 0, f"a connection is still out after cancel {step}"
             other = sqlite3.connect(tmp_path / "cancel.db", timeout=0.5, isolation_level=None)
             try:
@@ -53,6 +50,7 @@ async def test_cancelled_writes_release_the_lock_and_the_connection(
             finally:
                 other.close()
         async with db.read() as conn:
-            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 0, "a cancelled write committed"
+            rows = (await conn.execute(text("SELECT count(*) FROM t"))).scalar()
+        assert rows == 0, "a cancelled write committed"
     finally:
         await db.close()

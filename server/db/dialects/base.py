@@ -26,6 +26,9 @@ CLAIM_RETURNING: tuple[ColumnClause[object], ...] = (
     column("timeout_s", Float),
     column("inputs", String),
     column("lease_token", String),
+    # For the wait a claim ends (metrics, the state event): since submit on a first attempt.
+    column("created_at", Float),
+    column("namespace", String),
 )
 CLAIM_RETURNING_SQL = ", ".join(c.name for c in CLAIM_RETURNING)
 
