@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anyio
@@ -63,7 +64,9 @@ def test_a_raw_reconnect_with_last_event_id(cluster: Cluster) -> None:
         async with httpx.AsyncClient(base_url=cluster.url, headers=headers) as http:
             return [event.id async for event in streams.astream(http, streams.job_path(job["id"]))]
 
-    assert anyio.run(read_async) == ids
+    # In a thread of its own: an event loop may already run in this one (anyio's test runner).
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(anyio.run, read_async).result(timeout=60) == ids
 
 
 @pytest.fixture

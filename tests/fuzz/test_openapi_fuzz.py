@@ -16,7 +16,9 @@ from schemathesis.schemas import BaseSchema
 
 from tests.fuzz.conftest import stateful_settings
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+# One test walks every operation of a role (about 100 cases each): more than the default 120 s
+# on a loaded two-core machine, and it grows with the API.
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(900)]
 
 # The event streams (GET .../events/stream) answer text/event-stream and may never end: a fuzzed
 # call would hang. tests/e2e/test_event_streams.py and tests/server/test_state_events.py test them.
