@@ -100,31 +100,33 @@ async def _claim_once(
                 corrupt += 1
             else:
                 tasks.append(task)
+        handed_out = {task.job_id for task in tasks}
         started = [
             events.state_event(
-                row.id,
-                JobState.PROCESSING,
-                row.attempts,
-                route.worker_id,
-                **({"waited_s": now - row.created_at} if row.attempts == 1 else {}),
+                row.id, JobState.PROCESSING, row.attempts, route.worker_id, waited_s=_waited_s(row, now)
             )
             for row in rows
-            if any(task.job_id == row.id for task in tasks)
+            if row.id in handed_out
         ]
         await events.record(conn, started, now)
         await workers.touch(conn, coord, route, now)
-    _count_claim(coord, rows, {task.job_id for task in tasks}, now)
+    _count_claim(coord, rows, handed_out, now)
     return tasks, corrupt
+
+
+def _waited_s(row: Any, now: float) -> float | None:
+    """Seconds from submit to this claim, known at a job's first attempt only (the claim clears
+    ``available_at``, so a retry's wait is not known)."""
+    return now - row.created_at if row.attempts == 1 else None
 
 
 def _count_claim(coord: Coordinator, rows: Sequence[Any], handed_out: set[str], now: float) -> None:
     """Metrics of a committed claim: the attempts handed out, and the rows set dead as corrupt."""
     for row in rows:
-        if row.id not in handed_out:
+        if row.id in handed_out:
+            coord.metrics.claimed(row.type, _waited_s(row, now))
+        else:
             coord.metrics.dead(row.type)
-            continue
-        # The wait from submit is observed at a job's first attempt only.
-        coord.metrics.claimed(row.type, now - row.created_at if row.attempts == 1 else None)
 
 
 def _sendable_task(row: Any, lease_expires_at: float) -> ClaimedTask | None:
