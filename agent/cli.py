@@ -37,6 +37,12 @@ _FLAGS = {
     "files_roots": "--files-root",
     "log_level": "--log-level",
     "log_format": "--log-format",
+    "allow_private_urls": "--allow-private-urls",
+    "url_allow_networks": "--url-allow-network",
+    "webpage_robots": "--webpage-robots",
+    "llm_base_url": "--llm-base-url",
+    "llm_model": "--llm-model",
+    "llm_profiles_file": "--llm-profiles-file",
 }
 
 
@@ -123,6 +129,30 @@ def agent_command(
     ] = None,
     log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING...")] = None,
     log_format: Annotated[LogFormat | None, typer.Option("--log-format", help="json or text.")] = None,
+    allow_private_urls: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-private-urls/--refuse-private-urls",
+            help="Let jobs fetch private, loopback and link-local addresses.",
+        ),
+    ] = None,
+    url_allow_network: Annotated[
+        list[str] | None,
+        typer.Option("--url-allow-network", help="CIDR allowed while private URLs are refused (repeatable)."),
+    ] = None,
+    webpage_robots: Annotated[
+        bool | None,
+        typer.Option("--webpage-robots/--no-webpage-robots", help="webpage jobs honour robots.txt."),
+    ] = None,
+    llm_base_url: Annotated[
+        str | None, typer.Option("--llm-base-url", help="OpenAI-compatible API for analyze/describe.")
+    ] = None,
+    llm_model: Annotated[
+        str | None, typer.Option("--llm-model", help="LLM model when a job names none.")
+    ] = None,
+    llm_profiles_file: Annotated[
+        Path | None, typer.Option("--llm-profiles-file", help="TOML/JSON file of named LLM providers.")
+    ] = None,
     env_file: Annotated[
         Path | None, typer.Option("--env-file", help="Env file to read (default .env).")
     ] = None,
@@ -149,6 +179,12 @@ def agent_command(
         "files_roots": [str(root) for root in files_root] if files_root else None,
         "log_level": log_level,
         "log_format": log_format,
+        "allow_private_urls": allow_private_urls,
+        "url_allow_networks": _split(url_allow_network),
+        "webpage_robots": webpage_robots,
+        "llm_base_url": llm_base_url,
+        "llm_model": llm_model,
+        "llm_profiles_file": llm_profiles_file,
     }
     try:
         settings = load_settings(overrides, env_file)

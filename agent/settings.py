@@ -70,6 +70,28 @@ class AgentSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: LogFormat = "json"
 
+    # -- URLs that jobs name (webpage, url_audio, transcription by url) ----------------------
+    allow_private_urls: bool = False
+    """Let jobs fetch from private, loopback and link-local addresses. Off: the agent must not be
+    a way into the network it runs in."""
+    url_allow_networks: CommaList = Field(default_factory=list)
+    """Networks (CIDR) allowed even while private addresses are refused, e.g. ``10.0.5.0/24``."""
+    webpage_robots: bool = True
+    """The ``webpage`` task honours robots.txt unless a job or this setting says otherwise."""
+
+    # -- LLM provider (analyze, describe) -----------------------------------------------------
+    llm_base_url: str | None = None
+    """An OpenAI-compatible API, e.g. ``http://127.0.0.1:8080/v1``; else ``OPENAI_BASE_URL``."""
+    llm_api_key: SecretStr | None = None
+    """Else ``OPENAI_API_KEY``. Never put in a job, its result or a log line."""
+    llm_model: str | None = None
+    llm_profiles_file: Path | None = None
+    """A TOML or JSON file of named provider profiles (base URL, key variable, model, context
+    size, prices) that jobs choose with the ``provider`` param."""
+    llm_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    llm_max_retries: int = Field(default=3, ge=0, le=20)
+    """Waits on 429 and 5xx answers (honouring Retry-After) before the attempt fails, retryable."""
+
     @model_validator(mode="before")
     @classmethod
     def _key_from_file(cls, data: Any) -> Any:
@@ -82,7 +104,7 @@ class AgentSettings(BaseSettings):
             )
         return {**data, "api_key": read_api_key_file(Path(data["api_key_file"]))}
 
-    @field_validator("task_types", "labels", "files_roots", mode="before")
+    @field_validator("task_types", "labels", "files_roots", "url_allow_networks", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -92,7 +114,7 @@ class AgentSettings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("task_types", "labels", "files_roots", mode="after")
+    @field_validator("task_types", "labels", "files_roots", "url_allow_networks", mode="after")
     @classmethod
     def _dedupe(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(item.strip() for item in value if item.strip()))
@@ -144,6 +166,7 @@ class AgentSettings(BaseSettings):
 
     def public_summary(self) -> dict[str, Any]:
         """The effective configuration, safe to log."""
-        data = self.model_dump(mode="json", exclude={"api_key"})
+        data = self.model_dump(mode="json", exclude={"api_key", "llm_api_key"})
         data["api_key"] = self.masked_api_key()
+        data["llm_api_key"] = "set" if self.llm_api_key else None
         return data

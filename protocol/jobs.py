@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, JsonValue, StrictBool, StrictFloat
+from pydantic import BaseModel, Field, JsonValue, StrictBool, StrictFloat, model_validator
 
 from taskpost.protocol.enums import JobState, Priority, WorkerType
 from taskpost.protocol.fields import (
@@ -43,6 +43,51 @@ class InputRef(RequestModel):
     upload_id: Identifier
 
 
+MAX_CHAIN_FAN_OUT = 8
+"""The most steps in one ``then`` list: each becomes a child job when its parent completes."""
+MAX_CHAIN_DEPTH = 4
+MAX_CHAIN_STEPS = 16
+"""The most steps in a whole chain, nested ones included."""
+
+
+class ChainStep(RequestModel):
+    """A job to create when its parent completes, with the parent's outputs as its inputs."""
+
+    type: TaskType
+    params: dict[str, Any] = Field(default_factory=dict)
+    priority: Priority | None = Field(default=None, description="By default the parent's.")
+    timeout_s: StrictFloat | None = Field(default=None, gt=0, le=7 * 86400)
+    max_attempts: JsonInt | None = Field(default=None, ge=1, le=100)
+    worker_type: WorkerType | None = None
+    labels: list[Label] = Field(default_factory=list, max_length=MAX_LABELS)
+    meta: dict[str, Any] = Field(default_factory=dict)
+    webhook_url: str | None = Field(default=None, min_length=1, max_length=2000)
+    then: list[ChainStep] = Field(
+        default_factory=list,
+        max_length=MAX_CHAIN_FAN_OUT,
+        description="Jobs to create when this one completes.",
+    )
+
+
+def chain_shape_problem(steps: list[ChainStep]) -> str | None:
+    """Why a chain is too deep or too long, or None."""
+
+    def walk(level: list[ChainStep], depth: int) -> tuple[int, int]:
+        count, deepest = 0, depth if level else depth - 1
+        for step in level:
+            sub_count, sub_depth = walk(step.then, depth + 1)
+            count += 1 + sub_count
+            deepest = max(deepest, sub_depth)
+        return count, deepest
+
+    count, depth = walk(steps, 1)
+    if depth > MAX_CHAIN_DEPTH:
+        return f"then is nested {depth} deep; at most {MAX_CHAIN_DEPTH} levels"
+    if count > MAX_CHAIN_STEPS:
+        return f"then has {count} steps in all; at most {MAX_CHAIN_STEPS}"
+    return None
+
+
 class JobCreate(RequestModel):
     """What a client submits."""
 
@@ -77,6 +122,17 @@ class JobCreate(RequestModel):
         max_length=2000,
         description="POSTed a signed summary (header X-Taskpost-Signature) when the job ends.",
     )
+    then: list[ChainStep] = Field(
+        default_factory=list,
+        max_length=MAX_CHAIN_FAN_OUT,
+        description="Jobs to create when this one completes, each with its outputs as inputs.",
+    )
+
+    @model_validator(mode="after")
+    def _chain_fits(self) -> JobCreate:
+        if problem := chain_shape_problem(self.then):
+            raise ValueError(problem)
+        return self
 
 
 class JobBatchCreate(RequestModel):
@@ -128,6 +184,12 @@ class JobPublic(BaseModel):
     cached_from: str | None = None
     """The completed job whose result and outputs this one took (submitted with ``cache``)."""
     webhook_url: str | None = None
+    parent_id: str | None = None
+    """The job whose completion created this one (a step of its ``then``)."""
+    children: list[str] = []
+    """The jobs this one's completion created, in the order of its ``then``."""
+    then: list[dict[str, Any]] = []
+    """The steps still to create when this job completes."""
 
 
 class JobSubmitted(BaseModel):

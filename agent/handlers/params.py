@@ -70,6 +70,8 @@ class TranscriptionOptions(Params):
     initial_prompt: str | None = Field(default=None, description="Text that precedes the audio.")
     lexicon: list[str] = Field(default_factory=list, description="Words to expect (hotwords).")
     allow_download: bool = Field(default=False, description="Fetch a hub model missing from the local cache.")
+    diarize: bool = Field(default=False, description="Label each segment with a speaker (taskpost[diarize]).")
+    num_speakers: int | None = Field(default=None, ge=1, le=32, description="When known; else estimated.")
 
 
 class NoopParams(Params):
@@ -116,3 +118,90 @@ class OcrParams(MediaSource):
 
 class DocumentParams(OcrParams):
     """``document``: which file; ``engine`` and ``dpi`` apply to PDF pages that need OCR."""
+
+
+# -- issue 12: each class below is owned by its handler's module; keep edits inside the class --
+
+
+class NamedInput(Params):
+    """A file of this job's inputs, by name (a chained job gets its parent's outputs as inputs)."""
+
+    input: str = Field(min_length=1, description="The name of one of the job's inputs.")
+
+
+class JobOutputRef(Params):
+    """Another completed job's output in the same namespace; the coordinator turns it into an input
+    of this job at submit."""
+
+    from_job: str = Field(min_length=1, max_length=36)
+    output: str = Field(min_length=1, description="The output's file name, e.g. transcript.txt.")
+
+
+TextSource = str | NamedInput | JobOutputRef
+
+
+class LlmOptions(Params):
+    """Which provider and model, and how long the answers may be."""
+
+    model: str | None = Field(default=None, min_length=1, description="By default the agent's llm_model.")
+    provider: str | None = Field(
+        default=None, min_length=1, description="A profile name from the agent's llm_profiles_file."
+    )
+    max_tokens: int = Field(default=512, ge=1, le=32768)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+
+
+class AnalyzeParams(LlmOptions):
+    """``analyze``: named prompts run over a text (inline, an input, or another job's output)."""
+
+    prompts: dict[str, str] | list[dict[str, str]] = Field(
+        description='Named prompts {"summary": "Provide a brief summary"}, or a list of such (batch).'
+    )
+    text: TextSource | None = Field(
+        default=None, description="The text, or where it is; by default the job's text input."
+    )
+    system: str | None = Field(default=None, description="A system message before every prompt.")
+
+
+class DescribeParams(LlmOptions, MediaSource):
+    """``describe``: a description of an image by an OpenAI-compatible vision model."""
+
+    image: NamedInput | JobOutputRef | None = Field(
+        default=None, description="By default the job's image input."
+    )
+    prompt: str = Field(default="Describe this image.", min_length=1)
+
+
+class WebpageParams(Params):
+    """``webpage``: the main text and metadata of a page."""
+
+    url: str = Field(min_length=1, max_length=8000, description="An http(s) URL.")
+    max_size_mb: float = Field(default=10, gt=0, le=200)
+    timeout_s: float = Field(default=30, gt=0, le=600)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    respect_robots: bool | None = Field(default=None, description="By default the agent's webpage_robots.")
+
+
+AudioFormat = Literal["wav", "flac", "mp3"]
+
+
+class VideoAudioParams(MediaSource, DownloadLimits):
+    """``video_audio``: the audio track of a video (or any media file)."""
+
+    url: str | None = Field(default=None, min_length=1, description="An http(s) link to a media file.")
+    format: AudioFormat = "wav"
+    start_s: float | None = Field(default=None, ge=0)
+    end_s: float | None = Field(default=None, gt=0)
+    sample_rate: int | None = Field(default=None, ge=8000, le=192000)
+    mono: bool = False
+
+
+class AudiobookParams(MediaSource):
+    """``audiobook``: a PDF, DOCX, EPUB, Markdown or text file read aloud, one file per chapter."""
+
+    engine: Literal["espeak", "piper"] = "espeak"
+    voice: str | None = Field(default=None, min_length=1, description="An engine voice, e.g. en-us.")
+    rate_wpm: int = Field(default=160, ge=80, le=450)
+    format: Literal["mp3", "opus"] = "mp3"
+    bitrate_kbps: int | None = Field(default=None, ge=8, le=320)
+    pages_per_chapter: int = Field(default=10, ge=1, le=1000, description="For PDFs without an outline.")

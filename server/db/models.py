@@ -81,6 +81,14 @@ class Job(SQLModel, table=True):
     webhook_next_at: float | None = None
     declined_by: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     """Agents that gave back a job whose relative ``local_path`` was not under their files roots."""
+    parent_id: str | None = Field(default=None, max_length=36)
+    """The job whose completion created this one; no foreign key, so purging a parent keeps it."""
+    chain_index: int | None = None
+    """Which step of the parent's ``then`` this job is."""
+    then_steps: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """The ``then`` steps to create when this job completes."""
+    children: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """The ids of the jobs this one's completion created; None before it has any."""
 
     __table_args__ = (
         # Matches the claim query's WHERE state = ? ORDER BY priority DESC, seq exactly; the
@@ -88,6 +96,9 @@ class Job(SQLModel, table=True):
         Index("ix_jobs_claim", "state", Column("priority").desc(), "seq"),
         Index("ix_jobs_namespace_seq", "namespace", "seq"),
         UniqueConstraint("namespace", "idempotency_key", name="uq_jobs_namespace_idempotency_key"),
+        # A parent spawns each step once: a second spawn fails here instead of duplicating. Root
+        # jobs have NULLs, which are distinct on both databases. Also the walk to a job's children.
+        Index("uq_jobs_parent_step", "parent_id", "chain_index", unique=True),
         Index("ix_jobs_state_available", "state", "available_at"),
         Index("ix_jobs_state_lease", "state", "lease_expires_at"),
         Index("ix_jobs_type_state", "type", "state"),

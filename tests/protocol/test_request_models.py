@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from taskpost import protocol
 from taskpost.protocol import (
     BulkRequeue,
+    ChainStep,
     ClaimRequest,
     CompleteRequest,
     HandlerSchema,
@@ -51,6 +52,7 @@ REQUEST_MODELS: list[type[RequestModel]] = [
     KeyRotate,
     BulkRequeue,
     QueueEmpty,
+    ChainStep,
 ]
 
 
@@ -218,3 +220,24 @@ def test_utf8_safe_escapes_only_what_cannot_be_encoded() -> None:
     assert utf8_safe("plain é") == "plain é"
     assert utf8_safe("a\ud800b") == "a\\ud800b"
     utf8_safe("a\ud800b").encode()
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    step: dict[str, Any] = {"type": "noop"}
+    for _ in range(depth - 1):
+        step = {"type": "noop", "then": [step]}
+    return step
+
+
+def test_a_chain_four_levels_deep_is_accepted_and_five_refused() -> None:
+    assert JobCreate.model_validate({"type": "noop", "then": [_nested(4)]}).then[0].type == "noop"
+    with pytest.raises(ValidationError, match="nested 5 deep"):
+        JobCreate.model_validate({"type": "noop", "then": [_nested(5)]})
+
+
+def test_a_chain_of_more_than_sixteen_steps_is_refused() -> None:
+    sixteen = [{"type": "noop", "then": [{"type": "noop"}]} for _ in range(8)]
+    assert len(JobCreate.model_validate({"type": "noop", "then": sixteen}).then) == 8
+    seventeen = [*sixteen[:7], {"type": "noop", "then": [{"type": "noop"}, {"type": "noop"}]}]
+    with pytest.raises(ValidationError, match="17 steps"):
+        JobCreate.model_validate({"type": "noop", "then": seventeen})
