@@ -34,6 +34,7 @@ from taskpost.agent.health import HealthServer
 from taskpost.agent.heartbeat import Heartbeat
 from taskpost.agent.key_file import shared_key_file_warning
 from taskpost.agent.logging import set_worker_id
+from taskpost.agent.net.addresses import AddressPolicy
 from taskpost.agent.outbox import Outbox
 from taskpost.agent.sendable import describe_problems
 from taskpost.agent.settings import AgentSettings
@@ -75,6 +76,7 @@ class Agent:
         self._task_coros: set[asyncio.Task[None]] = set()
         self._register_lock = asyncio.Lock()
         self._files_roots = tuple(Path(root) for root in settings.files_roots)
+        self._url_policy = AddressPolicy.from_settings(settings)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def run(self) -> int:
@@ -339,6 +341,7 @@ class Agent:
             force_cpu=self.settings.force_cpu,
             files_roots=self._files_roots,
         )
+        task.ctx.url_policy = self._url_policy
         self.state.running[claimed.job_id] = task
         coro = asyncio.ensure_future(self.runner.run(task))
         self._task_coros.add(coro)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -140,6 +141,13 @@ class AgentSettings(BaseSettings):
         if self.max_claim_batch is None:
             self.max_claim_batch = self.max_concurrent
         return self
+
+    @field_validator("url_allow_networks", mode="after")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for text in value:
+            ipaddress.ip_network(text, strict=False)  # its ValueError names the bad network
+        return value
 
     @field_validator("files_roots", mode="after")
     @classmethod

@@ -28,7 +28,15 @@ from taskpost.agent.workdir import make_private_dirs
 from taskpost.protocol import HandlerSchema, WorkerType
 
 if TYPE_CHECKING:
+    from taskpost.agent.net.addresses import AddressPolicy
     from taskpost.agent.settings import AgentSettings
+
+
+def _default_url_policy() -> AddressPolicy:
+    # Imported here: agent.net.addresses imports HandlerError from this module.
+    from taskpost.agent.net.addresses import AddressPolicy
+
+    return AddressPolicy()
 
 
 class CancelReason(StrEnum):
@@ -110,6 +118,8 @@ class TaskContext:
     meta: dict[str, Any] = field(default_factory=dict)
     files_roots: tuple[Path, ...] = ()
     """Directories this agent lets jobs read by ``local_path`` (resolved, absolute)."""
+    url_policy: AddressPolicy = field(default_factory=_default_url_policy)
+    """Which addresses the job's URLs may reach; private ones are refused unless the agent allows them."""
     logger: logging.LoggerAdapter[logging.Logger] = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _cancelled: threading.Event = field(default_factory=threading.Event, init=False, repr=False)

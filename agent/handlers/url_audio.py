@@ -99,6 +99,7 @@ class UrlAudioHandler:
             progress=progress,
             is_cancelled=ctx.is_cancelled,
             logger=ctx.logger,
+            policy=ctx.url_policy,
         )
         meta = downloaded.metadata
         ctx.logger.info(

@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 
 from taskpost.agent.handlers.base import HandlerError
 from taskpost.agent.media.download_errors import classify, final_error, too_large, too_long, yt_dlp
+from taskpost.agent.net import yt_dlp_guard
+from taskpost.agent.net.addresses import AddressPolicy
 from taskpost.agent.workdir import make_private_dirs
 
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
@@ -102,6 +104,16 @@ def check_url(url: object) -> str:
     return url
 
 
+def check_address(url: str, policy: AddressPolicy) -> None:
+    """Refuse ``url`` (``unsafe_address``) before any request when its host fails ``policy``."""
+    try:
+        policy.check_url(url)
+    except OSError as exc:
+        raise HandlerError(
+            f"{url}: network error: the host does not resolve ({exc})", kind="network"
+        ) from exc
+
+
 def probe_duration(path: Path) -> float | None:
     """The media's duration in seconds according to ffprobe; None when it cannot tell."""
     command = ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)]
@@ -150,10 +162,15 @@ def download_audio(
     progress: Progress,
     is_cancelled: Callable[[], bool],
     logger: Logger,
+    policy: AddressPolicy,
 ) -> Downloaded:
-    """Download the best audio of the URL ``source`` into the folder ``dest`` as ``audio.EXT``."""
+    """Download the best audio of the URL ``source`` into the folder ``dest`` as ``audio.EXT``.
+
+    Every connection yt-dlp makes passes ``policy`` (``unsafe_address``), and HLS/DASH are
+    downloaded natively, so ffmpeg never fetches a URL itself: it only converts the local file."""
     url = check_url(source)
     ytdl = yt_dlp()
+    check_address(url, policy)
     make_private_dirs(dest)
 
     def refuse(info: dict[str, Any], *, incomplete: bool = False) -> None:
@@ -187,14 +204,18 @@ def download_audio(
         "quiet": True,
         "noprogress": True,
         "logger": _YtDlpLogger(logger),
+        "external_downloader": {"default": "native"},
+        "proxy": "",  # no proxy from the environment: it would connect for us, unchecked
     }
+    yt_dlp_guard.take_refusal()
     try:
         with ytdl.YoutubeDL(options) as ydl:
+            yt_dlp_guard.guard(ydl, policy)
             info: dict[str, Any] = ydl.sanitize_info(ydl.extract_info(url, download=True))
     except _Stop as stop:
         raise stop.error from None
     except ytdl.utils.YoutubeDLError as exc:
-        raise classify(exc, url) from exc
+        raise (yt_dlp_guard.take_refusal() or classify(exc, url)) from exc
     if info.get("_type") == "playlist":
         entries = [entry for entry in info.get("entries") or [] if entry]
         if not entries:

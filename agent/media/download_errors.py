@@ -8,6 +8,7 @@ from typing import Any
 
 from taskpost.agent.handlers.base import HandlerError
 from taskpost.agent.media.extras import require
+from taskpost.agent.net.yt_dlp_guard import RefusedAddress
 
 _PRIVATE = re.compile(
     r"private video|video is private|sign in|\blog ?in\b|members[- ]only|registered users"
@@ -73,6 +74,9 @@ def classify(exc: BaseException, url: str) -> HandlerError:
     """The ``HandlerError`` for a yt-dlp failure while downloading ``url``."""
     ytdl = yt_dlp()
     chain = _causes(exc)
+    refused = [item.error for item in chain if isinstance(item, RefusedAddress)]
+    if refused:
+        return refused[0]
     extractor_errors = [item for item in chain if isinstance(item, ytdl.utils.ExtractorError)]
     # The extractor's own words, without the "[site] id:" prefix that may repeat the URL's words.
     message = _clean(extractor_errors[0].orig_msg if extractor_errors else str(exc))

@@ -6,9 +6,10 @@ written to the folder as it arrives, within ``Limits.max_bytes`` (checked agains
 length first, then on every chunk). Anything else is a page: the response is closed unread and
 the URL goes to yt-dlp (``agent.media.download.download_audio``), which finds the media in it.
 
-Both paths take the same URLs (``check_url``) and fail with the same error kinds (docs/media.md):
-``bad_url``, ``not_found``, ``http_error`` and ``too_large``/``too_long`` are final, ``network``
-(connection, timeout, 408/429/5xx) is retried.
+Both paths take the same URLs (``check_url``), reach only the addresses the task's
+``AddressPolicy`` allows (checked on every redirect hop) and fail with the same error kinds
+(docs/media.md): ``bad_url``, ``unsafe_address``, ``not_found``, ``http_error`` and
+``too_large``/``too_long`` are final, ``network`` (connection, timeout, 408/429/5xx) is retried.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from taskpost.agent.media.download import (
     probe_duration,
 )
 from taskpost.agent.media.download_errors import http_status_error, too_large, too_long
+from taskpost.agent.net.addresses import AddressPolicy
+from taskpost.agent.net.guarded_http import guarded_client
 from taskpost.agent.workdir import make_private_dirs, open_private
 
 _MEDIA_EXTENSIONS = (
@@ -40,6 +43,7 @@ _MEDIA_EXTENSIONS = (
 MEDIA_SUFFIXES = frozenset(f".{extension}" for extension in _MEDIA_EXTENSIONS.split(" "))
 _GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream", "application/ogg"})
 _CHUNK = 1024 * 1024
+MAX_REDIRECTS = 10
 
 
 def _suffix(url: str) -> str:
@@ -129,14 +133,16 @@ def fetch_media(
     progress: Progress,
     is_cancelled: Callable[[], bool],
     logger: Logger,
+    policy: AddressPolicy,
 ) -> Downloaded:
-    """Fetch the media of the URL ``source`` into the folder ``dest``; see the module's docstring."""
+    """Fetch the media of the URL ``source`` into the folder ``dest``; see the module's docstring.
+
+    Every connection, redirect hops included, passes ``policy`` (else ``unsafe_address``)."""
     url = check_url(source)
     make_private_dirs(dest)
-    timeout = httpx.Timeout(limits.socket_timeout_s)
     try:
         with (
-            httpx.Client(follow_redirects=True, timeout=timeout) as client,
+            guarded_client(policy, timeout_s=limits.socket_timeout_s, max_redirects=MAX_REDIRECTS) as client,
             client.stream("GET", url) as response,
         ):
             if response.status_code >= 400:
@@ -148,9 +154,17 @@ def fetch_media(
                 )
     except httpx.InvalidURL as exc:
         raise HandlerError(f"malformed URL {url!r}: {exc}", retryable=False, kind="bad_url") from exc
+    except httpx.TooManyRedirects as exc:
+        raise HandlerError(
+            f"{url}: more than {MAX_REDIRECTS} redirects", retryable=False, kind="http_error"
+        ) from exc
+    except httpx.UnsupportedProtocol as exc:
+        raise HandlerError(
+            f"{url}: redirected to a URL that is not http(s)", retryable=False, kind="bad_url"
+        ) from exc
     except httpx.TransportError as exc:
         raise HandlerError(f"{url}: network error: {exc}", kind="network") from exc
     logger.info("%s is a page: handing it to yt-dlp", url)
     return download_audio(
-        url, dest, limits=limits, progress=progress, is_cancelled=is_cancelled, logger=logger
+        url, dest, limits=limits, progress=progress, is_cancelled=is_cancelled, logger=logger, policy=policy
     )

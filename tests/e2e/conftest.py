@@ -61,12 +61,19 @@ class Cluster:
             self.worker_key = self.http.post("/keys", json={"role": "worker"}).json()["key"]
 
     def start_agent(
-        self, *extra: str, name: str | None = None, env: dict[str, str] | None = None
+        self,
+        *extra: str,
+        name: str | None = None,
+        env: dict[str, str] | None = None,
+        allow_private_urls: bool = True,
     ) -> ChildProcess:
+        """An agent of this cluster; it may fetch from 127.0.0.1 unless ``allow_private_urls=False``."""
         index = len(self.agents)
         name = name or f"agent-{index}"
         args = ["agent", "--server-url", self.url, "--api-key", self.worker_key, "--name", name]
         args += ["--health-port", "0", "--log-format", "json", "--poll-interval", "0.2", *extra]
+        if allow_private_urls:
+            args.append("--allow-private-urls")
         agent = ChildProcess(args, child_env(env or {}), self.tmp_path / f"{name}.log").start()
         self.agents.append(agent)
         return agent

@@ -14,6 +14,7 @@ import pytest
 from taskpost.agent.handlers.base import HandlerError
 from taskpost.agent.media.download import Downloaded, Limits
 from taskpost.agent.media.fetch import fetch_media, is_direct_media
+from taskpost.agent.net.addresses import ALLOW_ALL
 from taskpost.launch import free_port
 from tests.media_fixtures.media_server import MediaServer, audio_page, plain_page, serve
 
@@ -49,6 +50,7 @@ def fetch(tmp_path: Path) -> Fetch:
             progress=lambda fraction, message: reports.append((fraction, message)),
             is_cancelled=lambda: cancelled,
             logger=logging.getLogger("test"),
+            policy=ALLOW_ALL,
         )
 
     run.reports = reports  # type: ignore[attr-defined]

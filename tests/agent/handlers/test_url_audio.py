@@ -17,6 +17,7 @@ from taskpost.agent.handlers.base import CancelReason, HandlerError, TaskContext
 from taskpost.agent.handlers.url_audio import UrlAudioHandler, parse_limits
 from taskpost.agent.media.download_errors import classify
 from taskpost.agent.media.progress import ProgressWindow
+from taskpost.agent.net.addresses import ALLOW_ALL
 from taskpost.launch import free_port
 from tests.agent.handlers.conftest import RecordingContext
 from tests.media_fixtures import speech
@@ -53,6 +54,7 @@ def download(make_media_ctx: MakeCtx) -> Callable[..., tuple[RecordingContext, d
 
     def run(url: str, **params: Any) -> tuple[RecordingContext, dict[str, Any]]:
         ctx = make_media_ctx(None, {"url": url, "transcribe": False, **params}, task_type="url_audio")
+        ctx.url_policy = ALLOW_ALL  # the server is on 127.0.0.1
         return ctx, UrlAudioHandler().run(ctx)
 
     return run
@@ -186,6 +188,7 @@ def test_malformed_urls_are_refused_before_yt_dlp(download: Any, url: Any) -> No
 @pytest.mark.media
 def test_cancellation_stops_the_download(server: MediaServer, make_media_ctx: MakeCtx) -> None:
     ctx = make_media_ctx(None, {"url": server.url("english.wav"), "transcribe": False}, task_type="url_audio")
+    ctx.url_policy = ALLOW_ALL
     ctx.cancel(CancelReason.CANCEL_REQUESTED)
     error = failure(lambda: UrlAudioHandler().run(ctx))
     assert error.kind == "cancelled"
@@ -282,6 +285,7 @@ def test_page_audio_is_downloaded_then_transcribed(
     jiwer = pytest.importorskip("jiwer", reason="needs jiwer (dev dependency)")
     url = server.add_page("news.html", audio_page("/english.mp3", title="Morning news"))
     ctx = make_media_ctx(None, {"url": url, "language": "en"}, task_type="url_audio")
+    ctx.url_policy = ALLOW_ALL
     result = UrlAudioHandler(transcriber=transcriber).run(ctx)
     assert result["metadata"]["title"].startswith("Morning news")
     text = speech.normalise(result["transcription"]["text"])
