@@ -9,6 +9,8 @@ Params (all optional):
 - ``beam_size`` (5), ``vad_filter`` (false), ``word_timestamps`` (false)
 - ``initial_prompt``: text that precedes the audio; ``lexicon``: words to expect (hotwords)
 - ``allow_download`` (false): fetch a hub model missing from the local cache
+- ``diarize`` (false): label each segment with its speaker (``S1``, ``S2``, ...; needs
+  ``taskpost[diarize]``, see ``agent.media.diarization``); ``num_speakers`` when it is known
 - ``local_path`` or ``input``: which file to transcribe (see ``agent.media.sources``)
 - ``url``: an http(s) link to transcribe instead: a direct media link is fetched over plain HTTP,
   a page (YouTube or any site yt-dlp knows) goes through yt-dlp, which needs ``taskpost[download]``
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from taskpost.agent.handlers.base import HandlerError, TaskContext
 from taskpost.agent.handlers.params import MAX_BEAM_SIZE, Params, TranscriptionParams
+from taskpost.agent.media.diarization.transcript import cue_text, label_segments, speaker_turns
 from taskpost.agent.media.download import parse_limits
 from taskpost.agent.media.fetch import fetch_media
 from taskpost.agent.media.progress import ProgressWindow
@@ -48,11 +51,14 @@ from taskpost.agent.workdir import write_private_text
 from taskpost.protocol import LOCAL_PATH_PARAM
 
 if TYPE_CHECKING:
+    from taskpost.agent.media.diarization.base import Diarizer
     from taskpost.agent.settings import AgentSettings
 
 SAMPLE_RATE = 16_000
 FETCH_SHARE = 0.3
 """Part of a ``url`` job's progress that fetching the media takes."""
+DIARIZE_FROM = 0.8
+"""With ``diarize``, transcription reports 0..0.8 of the progress and speaker labels the rest."""
 
 
 def _bad_params(message: str) -> HandlerError:
@@ -78,6 +84,8 @@ class Options:
     initial_prompt: str | None
     hotwords: str | None
     allow_download: bool
+    diarize: bool = False
+    num_speakers: int | None = None
 
     @classmethod
     def parse(cls, params: dict[str, Any]) -> Options:
@@ -102,6 +110,11 @@ class Options:
         lexicon = params.get("lexicon") or []
         if not isinstance(lexicon, list) or not all(isinstance(word, str) for word in lexicon):
             raise _bad_params("lexicon must be a list of words")
+        num_speakers = params.get("num_speakers")
+        if num_speakers is not None and (
+            isinstance(num_speakers, bool) or not isinstance(num_speakers, int) or num_speakers < 1
+        ):
+            raise _bad_params(f"num_speakers must be a positive integer, got {num_speakers!r}")
         return cls(
             model=model,
             language=language,
@@ -111,6 +124,8 @@ class Options:
             initial_prompt=prompt or None,
             hotwords=", ".join(word.strip() for word in lexicon if word.strip()) or None,
             allow_download=_flag(params, "allow_download"),
+            diarize=_flag(params, "diarize"),
+            num_speakers=num_speakers,
         )
 
 
@@ -142,7 +157,7 @@ def _timestamp(seconds: float, separator: str) -> str:
 def to_srt(segments: list[dict[str, Any]]) -> str:
     """SubRip subtitles: numbered cues, ``HH:MM:SS,mmm`` times."""
     cues = [
-        f"{n}\n{_timestamp(s['start'], ',')} --> {_timestamp(s['end'], ',')}\n{s['text']}\n"
+        f"{n}\n{_timestamp(s['start'], ',')} --> {_timestamp(s['end'], ',')}\n{cue_text(s)}\n"
         for n, s in enumerate(segments, start=1)
     ]
     return "\n".join(cues)
@@ -150,7 +165,9 @@ def to_srt(segments: list[dict[str, Any]]) -> str:
 
 def to_vtt(segments: list[dict[str, Any]]) -> str:
     """WebVTT subtitles: a header, then ``HH:MM:SS.mmm`` cues."""
-    cues = [f"{_timestamp(s['start'], '.')} --> {_timestamp(s['end'], '.')}\n{s['text']}\n" for s in segments]
+    cues = [
+        f"{_timestamp(s['start'], '.')} --> {_timestamp(s['end'], '.')}\n{cue_text(s)}\n" for s in segments
+    ]
     return "\n".join(["WEBVTT\n", *cues])
 
 
@@ -181,9 +198,11 @@ class TranscriptionHandler:
     params_model: ClassVar[type[Params]] = TranscriptionParams
     requires: ClassVar[dict[str, str]] = STT_REQUIRES
 
-    def __init__(self, models_dir: Path | None = None) -> None:
+    def __init__(self, models_dir: Path | None = None, diarizer: Diarizer | None = None) -> None:
+        """``diarizer``: labels speakers for ``diarize`` jobs; by default CAM++, loaded on first use."""
         self._models_dir_given = models_dir is not None
         self.models = shared_models(models_dir or _default_models_dir())
+        self.diarizer = diarizer
 
     def setup(self, settings: AgentSettings) -> None:
         """Load the packaged models on this agent's device, so that the first task starts at once."""
@@ -212,6 +231,7 @@ class TranscriptionHandler:
             progress=progress,
             is_cancelled=ctx.is_cancelled,
             logger=ctx.logger,
+            policy=ctx.url_policy,
         )
         ctx.logger.info("fetched %s (%d bytes)", fetched.metadata["source_url"], fetched.metadata["size"])
         result = self.transcribe_path(ProgressWindow(ctx, FETCH_SHARE, 1.0), fetched.path)
@@ -220,6 +240,8 @@ class TranscriptionHandler:
     def transcribe_path(self, ctx: TaskContext, path: Path) -> dict[str, Any]:
         """Transcribe ``path``, write the transcript files to ``ctx.output_dir``, return the result."""
         options = Options.parse(ctx.params)
+        diarizer = self._diarizer(ctx) if options.diarize else None
+        share = DIARIZE_FROM if diarizer is not None else 1.0
         ctx.heartbeat(0.0, f"loading model {options.model}")
         loading = time.perf_counter()
         wanted = choose_device(ctx.worker_type, ctx.force_cpu)
@@ -247,10 +269,11 @@ class TranscriptionHandler:
             latest = segments[-1]
             ctx.publish_partial({"start": latest["start"], "end": latest["end"], "text": latest["text"]})
             done = min(piece.end, duration)
-            ctx.heartbeat(done / duration, f"{done:.0f}/{duration:.0f} s of audio")
+            ctx.heartbeat(share * done / duration, f"{done:.0f}/{duration:.0f} s of audio")
             if ctx.is_cancelled():
                 ctx.logger.info("transcription cancelled after %.1f s of audio", done)
                 return {"cancelled": True, "segments": len(segments), "done_s": round(done, 3)}
+        speakers = None if diarizer is None else self._label(ctx, diarizer, audio, segments, options)
         processing_s = time.perf_counter() - started
 
         text = " ".join(segment["text"] for segment in segments if segment["text"])
@@ -260,8 +283,12 @@ class TranscriptionHandler:
             "duration_s": round(duration, 3),
             "model": options.model,
         }
+        if speakers is not None:
+            summary["speakers"] = speakers
         out = ctx.output_dir
-        write_private_text(out / "transcript.txt", text + "\n")
+        write_private_text(
+            out / "transcript.txt", (text if speakers is None else speaker_turns(segments)) + "\n"
+        )
         write_private_text(out / "transcript.srt", to_srt(segments))
         write_private_text(out / "transcript.vtt", to_vtt(segments))
         document = {**summary, "segments": segments}
@@ -278,3 +305,36 @@ class TranscriptionHandler:
             "segments": len(segments),
             "outputs": ["segments.json", "transcript.srt", "transcript.txt", "transcript.vtt"],
         }
+
+    def _diarizer(self, ctx: TaskContext) -> Diarizer:
+        if self.diarizer is None:
+            from taskpost.agent.media.diarization.campp import shared_diarizer
+
+            ctx.heartbeat(0.0, "loading the speaker model")
+            self.diarizer = shared_diarizer()
+        return self.diarizer
+
+    def _label(
+        self,
+        ctx: TaskContext,
+        diarizer: Diarizer,
+        audio: Any,
+        segments: list[dict[str, Any]],
+        options: Options,
+    ) -> int:
+        """Label each segment's speaker (the last share of the progress); returns how many there are."""
+
+        def progress(fraction: float) -> None:
+            if ctx.is_cancelled():
+                raise HandlerError("cancelled while labelling speakers", kind="cancelled")
+            ctx.heartbeat(DIARIZE_FROM + (1 - DIARIZE_FROM) * fraction, "labelling speakers")
+
+        started = time.perf_counter()
+        progress(0.0)
+        count = label_segments(
+            diarizer, audio, segments, num_speakers=options.num_speakers, progress=progress
+        )
+        ctx.logger.info(
+            "%d speakers in %d segments (%.1f s)", count, len(segments), time.perf_counter() - started
+        )
+        return count

@@ -18,6 +18,7 @@ import pytest
 from taskpost.agent.handlers.base import HandlerError
 from taskpost.agent.handlers.transcription import TranscriptionHandler
 from taskpost.agent.media.whisper import CPU
+from taskpost.agent.net.addresses import ALLOW_ALL
 from taskpost.agent.settings import AgentSettings
 from taskpost.protocol import WorkerType
 from tests.agent.handlers.conftest import RecordingContext
@@ -271,6 +272,7 @@ def test_url_of_a_direct_link_is_fetched_and_transcribed(
     with serve(speech_dir) as server:
         url = server.url("english.wav")
         ctx = make_media_ctx(None, {"url": url, "language": "en"})
+        ctx.url_policy = ALLOW_ALL  # the server is on 127.0.0.1
         result = transcriber.run(ctx)
     assert word_error_rate(result["text"]) < 0.15, result["text"]
     assert result["source"]["source_url"] == url and result["source"]["file"] == "media.wav"
