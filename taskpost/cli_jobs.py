@@ -38,6 +38,8 @@ SUBMIT_EPILOG = examples(
     "taskpost jobs submit transcription -f speech.wav --priority high --wait --output-dir out/",
     "taskpost jobs submit noop --delay 30m        (or --run-at 2026-12-03T08:00:00Z)",
     "taskpost submit noop                         (the same command, shorter)",
+    "taskpost submit transcription -p url=https://example.org/talk.mp3 --then analyze \\\n"
+    '    --then-param \'analyze.prompts={"summary": "Summarise the talk"}\' --wait',
 )
 
 
@@ -69,8 +71,30 @@ def submit(
     webhook_url: Annotated[
         str | None, typer.Option(help="POSTed a signed summary (X-Taskpost-Signature) when the job ends.")
     ] = None,
+    then: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--then",
+            help="A job type to run on this job's outputs when it completes (repeatable: a sequence).",
+        ),
+    ] = None,
+    then_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--then-param",
+            "-P",
+            help="STEP.key=value: a param of the --then step STEP (its type or position).",
+        ),
+    ] = None,
+    then_json: Annotated[
+        str | None,
+        typer.Option("--then-json", help="The whole then list as JSON, for fan-out and step options."),
+    ] = None,
     wait: Annotated[
-        bool, typer.Option(help="Wait for the job to end, saying where it is; exit 1 unless it completed.")
+        bool,
+        typer.Option(
+            help="Wait for the job (and its chain) to end, saying where it is; exit 1 unless all completed."
+        ),
     ] = False,
     wait_timeout: Annotated[
         float | None, typer.Option(help="With --wait: give up after this many seconds.")
@@ -86,11 +110,12 @@ def submit(
     params = submitting.parse_params(param or [])
     files = submitting.checked_files(file or [])
     when, delay_s = submitting.parse_run_at(run_at), submitting.parse_delay(delay)
+    chain = submitting.parse_chain(then or [], then_param or [], then_json)
     with client(server_url, api_key) as opened:
         job = submitting.submit_and_wait(
             opened, job_type, params, files,
             priority=priority, run_at=when, delay_s=delay_s, cache=cache, webhook_url=webhook_url,
-            wait=wait, wait_timeout_s=wait_timeout, output_dir=output_dir, echo=note,
+            then=chain, wait=wait, wait_timeout_s=wait_timeout, output_dir=output_dir, echo=note,
         )  # fmt: skip
     typer.echo(job.model_dump_json(indent=2))
     if wait and job.state is not JobState.COMPLETED:

@@ -228,6 +228,12 @@ def job_table(job: JobPublic) -> Table:
         ("error", job.error.message if job.error else "-"),
         ("outputs", ", ".join(o.name for o in job.outputs) or "-"),
     ]
+    if job.parent_id:
+        fields.append(("parent", job.parent_id))
+    if job.children:
+        fields.append(("children", ", ".join(job.children)))
+    if job.then:
+        fields.append(("then", " | ".join(step.get("type", "?") for step in job.then)))
     if job.result is not None:
         fields.append(("result", json.dumps(job.result)[:500]))
     return Table(["field", "value"], [[name, value] for name, value in fields])

@@ -32,6 +32,44 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
     return params
 
 
+def parse_chain(types: Sequence[str], pairs: Sequence[str], chain_json: str | None) -> list[dict[str, Any]]:
+    """The ``then`` of a submit: ``--then A --then B`` is A after the job, then B after A;
+    ``--then-param STEP.key=value`` sets a step's param, STEP being its type (or its 1-based
+    position when a type repeats); ``--then-json`` gives the whole ``then`` list instead."""
+    if chain_json is not None:
+        if types or pairs:
+            raise typer.BadParameter(
+                "give --then-json alone, or --then with --then-param", param_hint="--then-json"
+            )
+        try:
+            steps = json.loads(chain_json)
+        except json.JSONDecodeError as exc:
+            raise typer.BadParameter(f"not JSON: {exc}", param_hint="--then-json") from None
+        if not isinstance(steps, list):
+            raise typer.BadParameter("must be a JSON list of steps", param_hint="--then-json")
+        return steps
+    params: list[dict[str, Any]] = [{} for _ in types]
+    for pair in pairs:
+        step, dot, rest = pair.partition(".")
+        if not dot:
+            raise typer.BadParameter(f"{pair!r} must look like STEP.key=value", param_hint="--then-param")
+        params[_step_index(step, types, pair)].update(parse_params([rest]))
+    chain: list[dict[str, Any]] = []
+    for job_type, step_params in reversed(list(zip(types, params, strict=True))):
+        chain = [{"type": job_type, "params": step_params, "then": chain}]
+    return chain
+
+
+def _step_index(step: str, types: Sequence[str], pair: str) -> int:
+    if step.isdigit() and 1 <= int(step) <= len(types):
+        return int(step) - 1
+    found = [index for index, job_type in enumerate(types) if job_type == step]
+    if len(found) == 1:
+        return found[0]
+    problem = "repeats: name it by position (1, 2, ...)" if found else "is not one of the --then steps"
+    raise typer.BadParameter(f"{pair!r}: {step!r} {problem}", param_hint="--then-param")
+
+
 def parse_run_at(text: str | None) -> datetime | None:
     """An ISO 8601 time with a zone: ``2026-12-03T09:00:00+01:00`` or ``2026-12-03T08:00:00Z``."""
     if text is None:
@@ -127,12 +165,15 @@ def submit_and_wait(
     delay_s: float | None,
     cache: bool | None,
     webhook_url: str | None,
+    then: Sequence[dict[str, Any]] = (),
     wait: bool,
     wait_timeout_s: float | None,
     output_dir: Path | None,
     echo: Echo,
 ) -> JobPublic:
-    """Submit; with ``wait``, the job once it ended (and its outputs in ``output_dir``)."""
+    """Submit; with ``wait``, the job once it ended (and its outputs in ``output_dir``). With
+    ``then``, waits for the whole chain and returns its last job; every job's outputs are saved,
+    each in a folder named after its type and id."""
     submitted = client.submit(
         job_type,
         params,
@@ -142,6 +183,7 @@ def submit_and_wait(
         delay_s=delay_s,
         cache=cache,
         webhook_url=webhook_url,
+        then=then,
     )
     report_submitted(submitted, echo)
     if not wait:
@@ -155,7 +197,22 @@ def submit_and_wait(
             echo(line)
 
     job = client.wait(submitted.job.id, wait_timeout_s, on_update=moved)
+    if not then:
+        _save_outputs(client, job, output_dir, echo)
+        return job
+    chain = client.wait_chain(job.id, wait_timeout_s)
+    for each in chain:
+        echo(describe(each) + (f" (after job {each.parent_id})" if each.parent_id else ""))
+        folder = None if output_dir is None else output_dir / f"{each.type}-{each.id[:8]}"
+        _save_outputs(client, each, folder, echo)
+    return chain[-1] if all(each.state is JobState.COMPLETED for each in chain) else _first_failed(chain)
+
+
+def _first_failed(chain: Sequence[JobPublic]) -> JobPublic:
+    return next(each for each in chain if each.state is not JobState.COMPLETED)
+
+
+def _save_outputs(client: Client, job: JobPublic, output_dir: Path | None, echo: Echo) -> None:
     if output_dir is not None and job.outputs:
         saved = client.download_outputs(job.id, output_dir)
         echo(f"saved {len(saved)} output{'' if len(saved) == 1 else 's'} in {output_dir}")
-    return job

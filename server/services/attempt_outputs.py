@@ -60,13 +60,16 @@ async def drop(conn: AsyncConnection, job_ids: Iterable[str]) -> None:
         await blob_refs.drop(conn, dropped.scalars().all())
 
 
-async def promote(conn: AsyncConnection, succeeded: Sequence[tuple[str, str, Any]]) -> None:
-    """Make each succeeded attempt's outputs its job's outputs, and nothing else.
+async def promote(
+    conn: AsyncConnection, succeeded: Sequence[tuple[str, str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Make each succeeded attempt's outputs its job's outputs, and nothing else; returns them
+    per job id.
 
     ``succeeded``: (job id, lease token of the attempt, the job's outputs before it).
     """
     if not succeeded:
-        return
+        return {}
     rows = await conn.execute(
         delete(PENDING)
         .where(PENDING.c.job_id.in_({job_id for job_id, _, _ in succeeded}))
@@ -74,6 +77,7 @@ async def promote(conn: AsyncConnection, succeeded: Sequence[tuple[str, str, Any
     )
     pending = sorted(rows, key=lambda row: row.id)
     freed: list[str] = []
+    promoted: dict[str, list[dict[str, Any]]] = {}
     for job_id, token, before in succeeded:
         outputs = [_entry(row) for row in pending if row.job_id == job_id and row.lease_token == token]
         # Rows of another token are leftovers of an older attempt: dropped like the old outputs.
@@ -81,7 +85,9 @@ async def promote(conn: AsyncConnection, succeeded: Sequence[tuple[str, str, Any
         freed += [entry["blob_key"] for entry in before or []]
         if outputs or before:
             await conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(outputs=outputs))
+        promoted[job_id] = outputs
     await blob_refs.drop(conn, freed)
+    return promoted
 
 
 _ENTRY_COLUMNS = (PENDING.c.name, PENDING.c.blob_key, PENDING.c.size, PENDING.c.sha256)

@@ -51,4 +51,8 @@ def job_public(row: Any) -> JobPublic:
         error=JobError(**error) if error else None,
         inputs=file_infos(row.inputs),
         outputs=file_infos(row.outputs),
+        parent_id=row.parent_id,
+        children=row.children or [],
+        # Shown until the job completes: then they are jobs (children), or dropped.
+        then=row.then_steps or [] if row.state != JobState.COMPLETED.value else [],
     )

@@ -123,9 +123,13 @@ async def job_events(
         return await events.list_for_job(conn, job_id, all=all)
 
 
+_ENDED_BY_CANCEL = (JobState.SCHEDULED.value, JobState.QUEUED.value, JobState.FAILED.value)
+
+
 async def cancel(coord: Coordinator, job_id: str, scope: str | None) -> JobPublic:
     """Scheduled, queued or waiting jobs end at once; a running one is asked to stop at its next
-    heartbeat."""
+    heartbeat. A completed job whose ``then`` created jobs cancels those that have not ended
+    (and theirs, down the chain); the job itself stays completed."""
     now = coord.clock()
     async with coord.db.write() as conn:
         if coord.db.dialect.locks_rows:
@@ -133,29 +137,51 @@ async def cancel(coord: Coordinator, job_id: str, scope: str | None) -> JobPubli
             await conn.execute(select(JOBS.c.id).where(JOBS.c.id == job_id).with_for_update())
         row = await _load(conn, job_id, scope)
         state = JobState(row.state)
-        if state in (JobState.SCHEDULED, JobState.QUEUED, JobState.FAILED):
-            values: dict[str, Any] = {
-                "state": JobState.CANCELLED.value,
-                "ended_at": now,
-                "cancel_requested": True,
-            }
-        elif state is JobState.PROCESSING:
-            values = {"cancel_requested": True}
-        else:
+        if state.value in _ENDED_BY_CANCEL or state is JobState.PROCESSING:
+            log = await _cancel_rows(conn, [row], now)
+        elif not (state is JobState.COMPLETED and (log := await _cancel_descendants(conn, coord, row, now))):
             raise InvalidState(
                 f"job {job_id} is {state.value}; only scheduled, queued, failed or processing jobs"
-                " can be cancelled",
+                " (or a completed job whose then steps still run) can be cancelled",
                 state=state.value,
             )
-        await conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(**values))
-        log = [events.Event(job_id, "cancel_requested", row.attempts)]
-        if "state" in values:
-            log.append(events.state_event(job_id, JobState.CANCELLED, row.attempts))
         await events.record(conn, log, now)
         job = public_job(await _load(conn, job_id, scope))
     coord.job_changes.notify()
     coord.events.notify()
     return job
+
+
+async def _cancel_rows(
+    conn: AsyncConnection, rows: list[Any], now: float, detail: str | None = None
+) -> list[events.Event]:
+    """End or stop ``rows`` (each with id, state and attempts, locked by the caller)."""
+    log: list[events.Event] = []
+    for row in rows:
+        values: dict[str, Any] = {"cancel_requested": True}
+        if row.state in _ENDED_BY_CANCEL:
+            values.update(state=JobState.CANCELLED.value, ended_at=now)
+        await conn.execute(update(JOBS).where(JOBS.c.id == row.id).values(**values))
+        log.append(events.Event(row.id, "cancel_requested", row.attempts, detail=detail))
+        if "state" in values:
+            log.append(events.state_event(row.id, JobState.CANCELLED, row.attempts))
+    return log
+
+
+async def _cancel_descendants(
+    conn: AsyncConnection, coord: Coordinator, parent: Any, now: float
+) -> list[events.Event]:
+    """Cancel the jobs down ``parent``'s chain that have not ended; no events when none."""
+    alive: list[Any] = []
+    level = [parent.id]
+    while level:
+        query = select(JOBS.c.id, JOBS.c.state, JOBS.c.attempts).where(JOBS.c.parent_id.in_(level))
+        if coord.db.dialect.locks_rows:
+            query = query.with_for_update()
+        rows = (await conn.execute(query.order_by(JOBS.c.seq))).all()
+        alive += [row for row in rows if row.state in (*_ENDED_BY_CANCEL, JobState.PROCESSING.value)]
+        level = [row.id for row in rows]
+    return await _cancel_rows(conn, alive, now, detail=f"with the chain of job {parent.id}")
 
 
 async def requeue(coord: Coordinator, job_id: str, scope: str | None) -> JobPublic:

@@ -4,7 +4,9 @@ Every operation that touches a running task checks its lease token; a token that
 task's live lease is stale. Completions are idempotent for the token that ended the attempt,
 whether it succeeded or failed. The outputs an attempt uploaded become the job's when it
 succeeds and are dropped at any other end (server.services.attempt_outputs). (Claims, which hand
-leases out, are in server.services.claims; output uploads in server.services.uploads.)
+leases out, are in server.services.claims; output uploads in server.services.uploads.) The
+completion that makes a job COMPLETED also creates the jobs of its ``then`` steps, in the same
+transaction (server.services.chains).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from taskpost.protocol import (
 from taskpost.protocol.tasks import RELEASE_DECLINED
 from taskpost.server.coordinator import Coordinator, WorkerRoute
 from taskpost.server.errors import JobNotFound, StaleLease
-from taskpost.server.services import attempt_outputs, declines, events, workers
+from taskpost.server.services import attempt_outputs, chains, declines, events, workers
 from taskpost.server.services.convert import require_datetime
 from taskpost.server.services.jobs import JOBS
 from taskpost.server.services.transitions import (
@@ -49,6 +51,10 @@ _LEASE_COLUMNS = (
     JOBS.c.attempt_started_at,
     JOBS.c.progress,
     JOBS.c.progress_message,
+    JOBS.c.namespace,
+    JOBS.c.priority,
+    JOBS.c.then_steps,
+    JOBS.c.children,
 )
 
 
@@ -74,6 +80,7 @@ async def complete(
     log: list[events.Event] = []
     changes: list[events.Event] = []  # state events, after the incidents of the same jobs
     counted: list[Callable[[], None]] = []  # metrics of the transaction, counted once committed
+    spawned: list[chains.Spawned] = []
     async with coord.db.write() as conn:
         rows = await _lease_rows(conn, coord, [c.job_id for c in completions])
         stale_ids = {c.job_id for c in completions if c.job_id in rows and _is_stale(rows[c.job_id], c)}
@@ -145,9 +152,10 @@ async def complete(
                 )
                 changes.append(events.state_event(row.id, state, row.attempts, worker_id))
             acks.append(CompletionAck(job_id=row.id, accepted=True, state=state.value))
+        outputs: dict[str, list[dict[str, Any]]] = {}
         if succeeded:
             await conn.execute(_COMPLETE_STATEMENT.values(ended_at=now), succeeded)
-            await attempt_outputs.promote(
+            outputs = await attempt_outputs.promote(
                 conn, [(s["b_id"], s["b_token"], rows[s["b_id"]].outputs) for s in succeeded]
             )
         for job_id, token, values in other_updates:
@@ -156,8 +164,11 @@ async def complete(
             )
         await attempt_outputs.drop(conn, [job_id for job_id, _, _ in other_updates])
         await events.record(conn, [*log, *changes], now)
+        parents = [_as_parent(rows[job_id], job_outputs) for job_id, job_outputs in outputs.items()]
+        spawned = await chains.spawn(conn, coord, [p for p in parents if p is not None], now)
     for count in counted:
         count()
+    chains.announce(coord, spawned)
     if log or changes:
         coord.events.notify()
     if any(ack.accepted for ack in acks):
@@ -165,6 +176,16 @@ async def complete(
     if any(ack.accepted and ack.state == JobState.QUEUED.value for ack in acks):
         coord.notifier.notify()  # a requeued job is work for a held claim
     return acks
+
+
+def _as_parent(row: Any, outputs: list[dict[str, Any]]) -> chains.Parent | None:
+    """The completed job of ``row`` as the parent of its steps; None without steps to create
+    (or with children already, which only a job that completed before has)."""
+    if not row.then_steps or row.children is not None:
+        return None
+    return chains.Parent(
+        row.id, row.namespace, row.priority, row.attempts, row.then_steps, outputs, bool(row.cancel_requested)
+    )
 
 
 def _is_stale(row: Any, completion: TaskCompletion) -> bool:

@@ -9,7 +9,8 @@ with its result and outputs, ``cached_from`` naming it and no attempt: nothing i
 Only jobs that ran serve the cache, never a copy: an entry lives as long as the job it points
 to, and retention deleting that job ends it. The copy takes its own references on the output
 blobs (shared, not copied), so either job may be deleted first. A job that reads a
-``local_path`` neither stores a key nor is served: the coordinator cannot see that file.
+``local_path`` neither stores a key nor is served: the coordinator cannot see that file. A job's
+``then`` is not part of the key: a copy creates its own steps (server.services.chains).
 """
 
 from __future__ import annotations

@@ -6,13 +6,15 @@ the transaction that inserts it, so that an upload that expires later leaves the
 A job due later (``run_at``, ``delay_s``) is inserted SCHEDULED (server.services.schedule); one
 submitted with ``cache`` that an equal completed job answers is inserted COMPLETED with that
 job's result and outputs, holding its own references on their blobs (server.services.result_cache).
+
+The steps of a job's ``then`` are checked here like jobs of their own and stored with it; they
+become jobs when it completes (server.services.chains), at once for a copy from the cache. A
+param naming another job's output (``from_job``) becomes an input (server.services.job_inputs).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -21,19 +23,16 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from taskpost.protocol import (
-    JobCreate,
-    JobPublic,
-    JobState,
-    RetryPolicy,
-)
+from taskpost.protocol import JobCreate, JobPublic, JobState
 from taskpost.protocol.fields import MAX_INPUTS
 from taskpost.server import outbound
 from taskpost.server.coordinator import Coordinator
 from taskpost.server.errors import InvalidParams, UploadNotFound
 from taskpost.server.services import (
     blob_refs,
+    chains,
     events,
+    job_inputs,
     job_types,
     local_paths,
     param_checks,
@@ -42,44 +41,7 @@ from taskpost.server.services import (
 )
 from taskpost.server.services.job_rows import decoded, job_select, public_job
 from taskpost.server.services.jobs import JOBS, UPLOADS
-
-
-def _row_for(
-    coord: Coordinator, namespace: str, spec: JobCreate, inputs: list[dict[str, Any]], now: float
-) -> dict[str, Any]:
-    settings = coord.settings
-    policy = spec.retry or RetryPolicy(
-        base_s=settings.retry_base_s, factor=settings.retry_factor, cap_s=settings.retry_cap_s
-    )
-    due = schedule.due_at(spec, now)
-    total_timeout_s = spec.total_timeout_s
-    if due is not None and total_timeout_s is not None:
-        # Deadlines count from created_at; a scheduled job's time runs from when it falls due.
-        total_timeout_s += due - now
-    return {
-        "id": str(uuid.uuid4()),
-        "namespace": namespace,
-        "type": spec.type,
-        "state": (JobState.QUEUED if due is None else JobState.SCHEDULED).value,
-        "available_at": due,
-        "priority": spec.priority.rank,
-        "params": spec.params,
-        "meta": spec.meta,
-        "attempts": 0,
-        "max_attempts": spec.max_attempts or settings.default_max_attempts,
-        "timeout_s": spec.timeout_s if spec.timeout_s is not None else settings.default_timeout_s,
-        "total_timeout_s": total_timeout_s,
-        "retry": policy.model_dump(),
-        "worker_type": spec.worker_type.value if spec.worker_type else None,
-        "labels": json.dumps(sorted(set(spec.labels))),
-        "idempotency_key": spec.idempotency_key,
-        "inputs": inputs,
-        "outputs": [],
-        "created_at": now,
-        "cancel_requested": False,
-        "webhook_url": spec.webhook_url,
-        "webhook_state": "waiting" if spec.webhook_url else None,
-    }
+from taskpost.server.services.new_jobs import new_row
 
 
 async def _resolve_inputs(
@@ -140,16 +102,17 @@ async def submit(
                 spec.webhook_url, field="webhook_url", allow_private=coord.settings.allow_private_webhooks
             )
     await param_checks.check(coord, specs)
+    await chains.check(coord, namespace, specs)
     specs = await local_paths.check(coord, namespace, specs)
     versions = await job_types.handler_versions(
         coord, {spec.type for spec in specs if result_cache.wanted(spec)}
     )
     now = coord.clock()
     try:
-        results = await _submit_once(coord, namespace, specs, now, stored_inputs, versions)
+        results, spawned = await _submit_once(coord, namespace, specs, now, stored_inputs, versions)
     except IntegrityError:
         # Another coordinator inserted the same idempotency key between our read and insert.
-        results = await _submit_once(coord, namespace, specs, now, stored_inputs, versions)
+        results, spawned = await _submit_once(coord, namespace, specs, now, stored_inputs, versions)
     created = {job.state for job, is_new in results if is_new}
     new_kinds = Counter((job.type, job.priority.value) for job, is_new in results if is_new)
     for (job_type, priority), n in new_kinds.items():
@@ -162,6 +125,7 @@ async def submit(
         schedule.wake(coord)
     if JobState.COMPLETED in created:
         coord.job_changes.notify()  # served from the cache: it ended as it was inserted
+    chains.announce(coord, spawned)
     return results
 
 
@@ -172,7 +136,7 @@ async def _submit_once(
     now: float,
     stored_inputs: Sequence[dict[str, Any]],
     versions: dict[str, str],
-) -> list[tuple[JobPublic, bool]]:
+) -> tuple[list[tuple[JobPublic, bool]], list[chains.Spawned]]:
     async with coord.db.write() as conn:
         keys = {spec.idempotency_key for spec in specs if spec.idempotency_key}
         id_by_key: dict[str, str] = {}
@@ -188,13 +152,26 @@ async def _submit_once(
         new_rows: list[dict[str, Any]] = []
         cached: list[events.Event] = []
         used_uploads: set[str] = set()
-        for spec in specs:
+        spawned: list[chains.Spawned] = []
+        for number, spec in enumerate(specs):
             key = spec.idempotency_key
             if key and key in id_by_key:
                 plan.append((id_by_key[key], False))
                 continue
-            stored = stored_inputs if spec is specs[0] else ()
-            row = _row_for(coord, namespace, spec, _inputs_of(spec, uploads, stored), now)
+            stored = stored_inputs if number == 0 else ()
+            inputs = _inputs_of(spec, uploads, stored)
+            params, referenced = await job_inputs.resolve(
+                conn,
+                coord,
+                namespace,
+                spec.params,
+                {entry["name"] for entry in inputs},
+                prefix=f"jobs.{number}.params" if len(specs) > 1 else "params",
+            )
+            if referenced:
+                spec = spec.model_copy(update={"params": params})
+                inputs += referenced
+            row = new_row(coord, namespace, spec, inputs, now)
             if result_cache.wanted(spec):
                 row["cache_key"] = result_cache.cache_key(
                     spec.type, versions[spec.type], spec.params, row["inputs"]
@@ -223,9 +200,18 @@ async def _submit_once(
                 events.state_event(row["id"], JobState(row["state"]), row["attempts"]) for row in new_rows
             ]
             await events.record(conn, [*cached, *states], now)
+            served = [row for row in new_rows if row["state"] == JobState.COMPLETED.value]
+            spawned = await chains.spawn(conn, coord, [_as_parent(row) for row in served], now)
         if used_uploads:
             await conn.execute(update(UPLOADS).where(UPLOADS.c.id.in_(used_uploads)).values(last_used_at=now))
         wanted = {job_id for job_id, _ in plan}
         rows = await conn.execute(job_select().where(JOBS.c.id.in_(wanted)))
         by_id = {row.id: public_job(decoded(row)) for row in rows}
-    return [(by_id[job_id], created) for job_id, created in plan]
+    return [(by_id[job_id], created) for job_id, created in plan], spawned
+
+
+def _as_parent(row: dict[str, Any]) -> chains.Parent:
+    """A job served from the cache as it was inserted, completed."""
+    return chains.Parent(
+        row["id"], row["namespace"], row["priority"], 0, row.get("then_steps") or [], row["outputs"]
+    )

@@ -25,7 +25,7 @@ from taskpost.client.errors import (
     UploadTooSlow,
     WaitTimedOut,
 )
-from taskpost.client.requests import job_spec
+from taskpost.client.requests import chain_step, job_spec
 from taskpost.client.sync import Client
 from taskpost.client.webhooks import InvalidSignature, verify_webhook
 
@@ -52,6 +52,7 @@ __all__ = [
     "UploadNotFound",
     "UploadTooSlow",
     "WaitTimedOut",
+    "chain_step",
     "job_spec",
     "verify_webhook",
 ]

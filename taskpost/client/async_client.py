@@ -21,6 +21,7 @@ from taskpost.client.requests import Call, FileSource
 from taskpost.client.sync import WAIT_STEP_S, WaitCallback, progress_key
 from taskpost.protocol import (
     SHA256_HEADER,
+    ChainStep,
     JobBatchSubmitted,
     JobCreate,
     JobEventPublic,
@@ -123,6 +124,7 @@ class AsyncClient:
         delay_s: float | None = None,
         cache: bool | None = None,
         webhook_url: str | None = None,
+        then: Sequence[ChainStep | Mapping[str, Any]] = (),
     ) -> JobSubmitted:
         """Submit one job; ``files`` maps input names to paths or bytes, uploaded with it.
 
@@ -145,6 +147,7 @@ class AsyncClient:
             delay_s=delay_s,
             cache=cache,
             webhook_url=webhook_url,
+            then=then,
         )
         return requests.parsed(JobSubmitted, await self._send(requests.submit(spec, files)))
 
@@ -209,6 +212,23 @@ class AsyncClient:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
                 raise WaitTimedOut(job)
+
+    async def wait_chain(
+        self,
+        job_id: str,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> builtins.list[JobPublic]:
+        """The job and every job its ``then`` steps created, once all have ended (parents first);
+        WaitTimedOut when ``timeout`` passes first. A job that did not complete creates none."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ended: builtins.list[JobPublic] = []
+        pending = [job_id]
+        while pending:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            job = await self.wait(pending.pop(0), left)
+            ended.append(job)
+            pending.extend(job.children)
+        return ended
 
     async def result(self, job_id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """The result of the job once it completed; JobFailed if it ended any other way."""

@@ -21,6 +21,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from taskpost.client.errors import InvalidParams, error_from_response
 from taskpost.protocol import (
     API_PREFIX,
+    ChainStep,
     JobBatchCreate,
     JobCreate,
     JobState,
@@ -97,11 +98,14 @@ def job_spec(
     delay_s: float | None = None,
     cache: bool | None = None,
     webhook_url: str | None = None,
+    then: Sequence[ChainStep | Mapping[str, Any]] = (),
 ) -> JobCreate:
     """A job to submit, checked here as the coordinator will; it always has an idempotency key.
 
     ``run_at`` (a time with a zone) or ``delay_s`` hold the job until then; ``cache`` lets an
-    equal completed job answer it; ``webhook_url`` is POSTed a signed summary when it ends.
+    equal completed job answer it; ``webhook_url`` is POSTed a signed summary when it ends;
+    ``then`` lists jobs to create when it completes (see ``chain_step``), each with its outputs
+    as inputs.
     """
     return checked(
         JobCreate,
@@ -121,8 +125,26 @@ def job_spec(
             "delay_s": _seconds(delay_s),
             "cache": cache,
             "webhook_url": webhook_url,
+            "then": [_step_data(step) for step in then],
         },
     )
+
+
+def chain_step(
+    type: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    then: Sequence[ChainStep | Mapping[str, Any]] = (),
+    **fields: Any,
+) -> ChainStep:
+    """A job to create when its parent completes: ``job_spec(..., then=[chain_step("analyze",
+    {...})])``. ``fields`` are ChainStep's others (priority, timeout_s, max_attempts, labels, ...)."""
+    data = {"type": type, "params": dict(params or {}), "then": [_step_data(s) for s in then], **fields}
+    return checked(ChainStep, data)
+
+
+def _step_data(step: ChainStep | Mapping[str, Any]) -> Any:
+    return step.model_dump(exclude_defaults=True) if isinstance(step, ChainStep) else dict(step)
 
 
 def checked(model: type[Model], data: Mapping[str, Any]) -> Model:

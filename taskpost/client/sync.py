@@ -20,6 +20,7 @@ from taskpost.client.errors import JobFailed, ServerUnavailable, WaitTimedOut, e
 from taskpost.client.requests import Call, FileSource
 from taskpost.protocol import (
     SHA256_HEADER,
+    ChainStep,
     JobBatchSubmitted,
     JobCreate,
     JobEventPublic,
@@ -133,6 +134,7 @@ class Client:
         delay_s: float | None = None,
         cache: bool | None = None,
         webhook_url: str | None = None,
+        then: Sequence[ChainStep | Mapping[str, Any]] = (),
     ) -> JobSubmitted:
         """Submit one job; ``files`` maps input names to paths or bytes, uploaded with it.
 
@@ -155,6 +157,7 @@ class Client:
             delay_s=delay_s,
             cache=cache,
             webhook_url=webhook_url,
+            then=then,
         )
         return requests.parsed(JobSubmitted, self._send(requests.submit(spec, files)))
 
@@ -212,6 +215,19 @@ class Client:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
                 raise WaitTimedOut(job)
+
+    def wait_chain(self, job_id: str, timeout: float | None = None) -> builtins.list[JobPublic]:
+        """The job and every job its ``then`` steps created, once all have ended (parents first);
+        WaitTimedOut when ``timeout`` passes first. A job that did not complete creates none."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ended: builtins.list[JobPublic] = []
+        pending = [job_id]
+        while pending:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            job = self.wait(pending.pop(0), left)
+            ended.append(job)
+            pending.extend(job.children)
+        return ended
 
     def result(self, job_id: str, timeout: float | None = None) -> Any:
         """The result of the job once it completed; JobFailed if it ended any other way."""
