@@ -43,6 +43,11 @@ BUILTIN_HANDLERS = tuple(
         ("ocr", "ocr:OcrHandler"),
         ("url_audio", "url_audio:UrlAudioHandler"),
         ("document", "document:DocumentHandler"),
+        ("analyze", "analyze:AnalyzeHandler"),
+        ("describe", "describe:DescribeHandler"),
+        ("audiobook", "audiobook:AudiobookHandler"),
+        ("video_audio", "video_audio:VideoAudioHandler"),
+        ("webpage", "webpage:WebpageHandler"),
     )
 )
 

@@ -24,6 +24,11 @@ BUILTIN = {
     "ocr": "taskpost.agent.handlers.ocr:OcrHandler",
     "url_audio": "taskpost.agent.handlers.url_audio:UrlAudioHandler",
     "document": "taskpost.agent.handlers.document:DocumentHandler",
+    "analyze": "taskpost.agent.handlers.analyze:AnalyzeHandler",
+    "describe": "taskpost.agent.handlers.describe:DescribeHandler",
+    "webpage": "taskpost.agent.handlers.webpage:WebpageHandler",
+    "video_audio": "taskpost.agent.handlers.video_audio:VideoAudioHandler",
+    "audiobook": "taskpost.agent.handlers.audiobook:AudiobookHandler",
 }
 
 

