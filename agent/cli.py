@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from taskpost.agent.logging import configure_logging
+from taskpost.agent.preflight import PreflightFailure, check_coordinator
 from taskpost.agent.runner import EXIT_FATAL, run_agent
 from taskpost.agent.settings import AgentSettings, LogFormat
 from taskpost.protocol import WorkerType
@@ -156,47 +157,62 @@ def agent_command(
     env_file: Annotated[
         Path | None, typer.Option("--env-file", help="Env file to read (default .env).")
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Only check that the coordinator answers and takes the key for an agent."
+        ),
+    ] = False,
 ) -> None:
     """Run a Taskpost agent: register with the coordinator, claim tasks and run them."""
-    if env_file is not None and not env_file.is_file():
-        typer.echo(f"env file not found: {env_file}", err=True)
-        raise typer.Exit(EXIT_FATAL)
-    overrides: dict[str, Any] = {
-        "server_url": server_url,
-        "api_key": api_key,
-        "api_key_file": api_key_file,
-        "worker_type": worker_type,
-        "poll_interval": poll_interval,
-        "max_concurrent": max_concurrent,
-        "max_claim_batch": max_claim_batch,
-        "health_port": health_port,
-        "labels": _split(label),
-        "task_types": _split(task_type),
-        "name": name,
-        "shutdown_grace_s": shutdown_grace,
-        "work_dir": work_dir,
-        "force_cpu": force_cpu,
-        "files_roots": [str(root) for root in files_root] if files_root else None,
-        "log_level": log_level,
-        "log_format": log_format,
-        "allow_private_urls": allow_private_urls,
-        "url_allow_networks": _split(url_allow_network),
-        "webpage_robots": webpage_robots,
-        "llm_base_url": llm_base_url,
-        "llm_model": llm_model,
-        "llm_profiles_file": llm_profiles_file,
-    }
-    try:
-        settings = load_settings(overrides, env_file)
-    except ValidationError as exc:
-        typer.echo(_explain(exc), err=True)
-        raise typer.Exit(EXIT_FATAL) from None
+    flags = dict(locals())
+    settings = settings_from_flags(flags)
+    if check:
+        raise typer.Exit(run_check(settings))
     configure_logging(settings.log_level, settings.log_format)
     try:
         code = asyncio.run(run_agent(settings))
     except KeyboardInterrupt:
         code = 130
     raise typer.Exit(code)
+
+
+def run_check(settings: AgentSettings) -> int:
+    """``--check``: one line on stdout when all is well, on stderr (exit 2) when not."""
+    try:
+        version = check_coordinator(settings.server_url, settings.api_key.get_secret_value())
+    except PreflightFailure as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return EXIT_FATAL
+    typer.echo(f"ok: coordinator {version} at {settings.server_url} accepts this key for an agent")
+    return 0
+
+
+def settings_from_flags(flags: dict[str, Any]) -> AgentSettings:
+    """Settings from ``agent_command``'s parameters (as named there); exits with a message when
+    they are invalid."""
+    env_file: Path | None = flags.get("env_file")
+    if env_file is not None and not env_file.is_file():
+        typer.echo(f"env file not found: {env_file}", err=True)
+        raise typer.Exit(EXIT_FATAL)
+    same = (
+        "server_url", "api_key", "api_key_file", "worker_type", "poll_interval", "max_concurrent",
+        "max_claim_batch", "health_port", "name", "work_dir", "force_cpu", "log_level", "log_format",
+        "allow_private_urls", "webpage_robots", "llm_base_url", "llm_model", "llm_profiles_file",
+    )  # fmt: skip
+    files_root = flags.get("files_root")
+    overrides: dict[str, Any] = {key: flags.get(key) for key in same} | {
+        "labels": _split(flags.get("label")),
+        "task_types": _split(flags.get("task_type")),
+        "shutdown_grace_s": flags.get("shutdown_grace"),
+        "files_roots": [str(root) for root in files_root] if files_root else None,
+        "url_allow_networks": _split(flags.get("url_allow_network")),
+    }
+    try:
+        return load_settings(overrides, env_file)
+    except ValidationError as exc:
+        typer.echo(_explain(exc), err=True)
+        raise typer.Exit(EXIT_FATAL) from None
 
 
 def main(argv: list[str] | None = None) -> None:

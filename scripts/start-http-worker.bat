@@ -1,7 +1,10 @@
 @echo off
 REM Start a Taskpost HTTP remote worker on Windows. Reads .env (current folder, else the
-REM repository root), then runs scripts\start_http_remote_worker.py with every argument:
+REM repository root; copy configs\http-worker.env.example to .env), checks that the coordinator
+REM answers /health and takes the key for an agent (exit 2 with one line saying why not), then
+REM runs scripts\start_http_remote_worker.py with every argument:
 REM   scripts\start-http-worker.bat --worker-type cpu --max-concurrent 2
+REM To start without the check, run the Python script itself.
 setlocal EnableExtensions
 
 set "SCRIPT_DIR=%~dp0"
@@ -28,6 +31,9 @@ if errorlevel 1 (
     echo error: Python 3.11+ not found ^(set PYTHON=C:\path\to\python.exe^) 1>&2
     exit /b 1
 )
+
+%PYTHON% "%SCRIPT_DIR%start_http_remote_worker.py" --check %*
+if errorlevel 1 exit /b %ERRORLEVEL%
 
 %PYTHON% "%SCRIPT_DIR%start_http_remote_worker.py" %*
 exit /b %ERRORLEVEL%

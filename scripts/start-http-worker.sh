@@ -1,10 +1,13 @@
 #!/usr/bin/env sh
-# Start a Taskpost HTTP remote worker. Reads .env (current folder, else the repository root),
-# then runs scripts/start_http_remote_worker.py with every argument passed through:
+# Start a Taskpost HTTP remote worker. Reads .env (current folder, else the repository root;
+# cp configs/http-worker.env.example .env), checks that the coordinator answers /health and takes
+# the key for an agent (exit 2 with one line saying why not), then runs
+# scripts/start_http_remote_worker.py with every argument passed through:
 #   ./scripts/start-http-worker.sh --worker-type gpu --max-concurrent 2
+# To start without the check (the agent then waits for the coordinator), run the Python script.
 set -eu
 
-SCRIPT_DIR=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
+SCRIPT_DIR=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 REPO_ROOT=$(dirname -- "$SCRIPT_DIR")
 
 ENV_FILE=""
@@ -46,4 +49,7 @@ if [ -z "${TASKPOST_SERVER_URL:-}" ] || { [ -z "${TASKPOST_API_KEY:-}" ] && [ -z
     esac
 fi
 
+"$PYTHON" "$SCRIPT_DIR/start_http_remote_worker.py" --check "$@" || exit $?
+
+# exec: the agent gets SIGTERM itself, and drains its running tasks before it exits.
 exec "$PYTHON" "$SCRIPT_DIR/start_http_remote_worker.py" "$@"

@@ -8,7 +8,9 @@ Give the key in a file (``--api-key-file``, chmod 600) or in ``TASKPOST_API_KEY`
 as ``--api-key`` is visible to every user of the host in ``ps``.
 
 Flags not given fall back to TASKPOST_* environment variables and ``.env``; see
-``configs/http-worker.env.example`` and ``docs/agent.md``.
+``configs/http-worker.env.example`` and ``docs/agent.md``. ``--check`` only checks that the
+coordinator answers and takes the key for an agent (exit 2 with the reason when not); the
+start scripts run it first.
 """
 
 from __future__ import annotations

@@ -54,6 +54,19 @@ class CoordinatorServer(uvicorn.Server):
 
 def serve(settings: Settings, host: str, port: int) -> int:
     """Run a coordinator until it is stopped; returns the process's exit status."""
+    server = coordinator_server(settings, host, port)
+    if server is None:
+        return STARTUP_FAILURE
+    # uvicorn raises the SIGINT it caught again once it has stopped cleanly.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else STARTUP_FAILURE
+
+
+def coordinator_server(
+    settings: Settings, host: str, port: int, server_class: type[CoordinatorServer] = CoordinatorServer
+) -> CoordinatorServer | None:
+    """Configure logging and a coordinator's uvicorn server; None (logged) when it cannot start."""
     configure_logging(settings.log_level, settings.log_format)
     # uvicorn's loggers propagate to the root handler configured above (log_config=None keeps
     # uvicorn from installing its own); its access log stays off.
@@ -62,9 +75,9 @@ def serve(settings: Settings, host: str, port: int) -> int:
         logging.getLogger(name).propagate = True
     if settings.ssl_keyfile is not None and settings.ssl_certfile is None:
         logger.error("TASKPOST_SSL_KEYFILE needs TASKPOST_SSL_CERTFILE, the certificate it belongs to")
-        return STARTUP_FAILURE
+        return None
     if not settings.auto_migrate and not _schema_is_current(settings):
-        return STARTUP_FAILURE
+        return None
     coordinator = Coordinator.from_settings(settings)
     config = uvicorn.Config(
         create_app(settings, coordinator),
@@ -81,11 +94,7 @@ def serve(settings: Settings, host: str, port: int) -> int:
         ssl_certfile=settings.ssl_certfile,
         ssl_keyfile=settings.ssl_keyfile,
     )
-    server = CoordinatorServer(config, coordinator)
-    # uvicorn raises the SIGINT it caught again once it has stopped cleanly.
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
-    return 0 if server.started else STARTUP_FAILURE
+    return server_class(config, coordinator)
 
 
 def _schema_is_current(settings: Settings) -> bool:

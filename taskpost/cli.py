@@ -63,9 +63,12 @@ app.command("submit", help="Submit a job (the same as `taskpost jobs submit`).",
         "taskpost server                                 (SQLite under ./data, on 127.0.0.1:8000)",
         "taskpost server --host 0.0.0.0 --port 8000 --data-dir /var/lib/taskpost",
         "TASKPOST_DATABASE_URL=postgresql://user:secret@db/taskpost taskpost server",
-    )
+        "taskpost server --with-agent --max-concurrent 2    (and an agent, in one process)",
+    ),
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
 def server(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     data_dir: DataDir = None,
@@ -86,8 +89,17 @@ def server(
         str | None,
         typer.Option(help="Proxies whose X-Forwarded-For is trusted (TASKPOST_FORWARDED_ALLOW_IPS)."),
     ] = None,
+    with_agent: Annotated[
+        bool,
+        typer.Option(
+            "--with-agent",
+            help="Also run an agent in this process; other flags are `taskpost agent` flags.",
+        ),
+    ] = False,
 ) -> None:
     """Run the coordinator (SQLite under ./data by default)."""
+    if ctx.args and not with_agent:
+        raise typer.BadParameter(f"unexpected arguments {' '.join(ctx.args)} (agent flags need --with-agent)")
     from pydantic import ValidationError
 
     from taskpost.server.serve import serve
@@ -104,7 +116,16 @@ def server(
         )
     except ValidationError as exc:
         fail(CliError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())))
-    raise typer.Exit(serve(config, host, port))
+    if not with_agent:
+        raise typer.Exit(serve(config, host, port))
+    import asyncio
+
+    from taskpost.single_service import agent_settings, run_single_service
+
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    scheme = "https" if config.ssl_certfile else "http"
+    agent, mint_key = agent_settings(ctx.args, f"{scheme}://{local}:{port}")
+    raise typer.Exit(asyncio.run(run_single_service(config, host, port, agent, mint_key)))
 
 
 _DB_URL_EXAMPLE = "TASKPOST_DATABASE_URL=postgresql://user:secret@db/taskpost"
