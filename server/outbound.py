@@ -68,6 +68,8 @@ def address_problem(ip: IPAddress) -> str | None:
         (ip.is_loopback, "a loopback"),
         (ip.is_unspecified, "an unspecified"),
         (ip.is_link_local, "a link-local"),
+        # fec0::/10, deprecated but still routable inside some networks; is_global says True.
+        (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local, "a site-local"),
         (ip.is_multicast, "a multicast"),
         (ip in _SHARED, "a shared (carrier-grade NAT)"),
         (ip.is_reserved, "a reserved"),

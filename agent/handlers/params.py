@@ -176,7 +176,9 @@ class WebpageParams(Params):
     """``webpage``: the main text and metadata of a page."""
 
     url: str = Field(min_length=1, max_length=8000, description="An http(s) URL.")
-    max_size_mb: float = Field(default=10, gt=0, le=200)
+    max_size_mb: float = Field(
+        default=10, gt=0, le=50, description="Refuse larger pages (a parsed page takes many times its size)."
+    )
     timeout_s: float = Field(default=30, gt=0, le=600)
     max_redirects: int = Field(default=5, ge=0, le=20)
     respect_robots: bool | None = Field(default=None, description="By default the agent's webpage_robots.")

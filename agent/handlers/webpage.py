@@ -1,8 +1,9 @@
 """``webpage``: fetch a URL and keep the page's main text and metadata.
 
-Params (``WebpageParams``): ``url`` (http or https), ``max_size_mb`` (10), ``timeout_s`` (30, the
-whole download), ``max_redirects`` (5), ``respect_robots`` (the agent's ``webpage_robots`` when
-unset: robots.txt of the site must allow the user agent ``taskpost``).
+Params (``WebpageParams``): ``url`` (http or https), ``max_size_mb`` (10, at most 50),
+``timeout_s`` (30, the whole download, robots.txt included), ``max_redirects`` (5),
+``respect_robots`` (the agent's ``webpage_robots`` when unset: robots.txt of the site must allow
+the user agent ``taskpost``).
 
 Every connection, robots.txt and each redirect hop included, passes the agent's address policy
 (``unsafe_address`` for private, loopback and link-local addresses unless the agent allows them).
@@ -16,6 +17,7 @@ and ``network`` are retried.
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import ValidationError
@@ -80,10 +82,13 @@ class WebpageHandler:
         url = check_url(params.url)
         respect_robots = self.respect_robots if params.respect_robots is None else params.respect_robots
         ctx.heartbeat(0.0, "fetching the page")
+        deadline = time.monotonic() + params.timeout_s  # robots.txt and the page together
         with guarded_client(
             ctx.url_policy, timeout_s=params.timeout_s, max_redirects=params.max_redirects
         ) as client:
-            if respect_robots and not robots_allow(client, url):
+            if respect_robots and not robots_allow(
+                client, url, deadline=deadline, is_cancelled=ctx.is_cancelled
+            ):
                 raise _final(
                     "robots_disallowed",
                     f"{robots_url(url)} does not let user agent 'taskpost' fetch {url} "
@@ -93,7 +98,7 @@ class WebpageHandler:
                 client,
                 url,
                 max_bytes=int(params.max_size_mb * 1024 * 1024),
-                timeout_s=params.timeout_s,
+                timeout_s=max(0.0, deadline - time.monotonic()),
                 progress=lambda fraction, message: ctx.heartbeat(
                     None if fraction is None else fraction * 0.8, message
                 ),

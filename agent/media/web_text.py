@@ -7,6 +7,7 @@ trafilatura has none (it detects languages only with the optional py3langid).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,16 +38,18 @@ def _clean(value: object) -> str | None:
 def extract_page(body: bytes, url: str) -> PageText | None:
     """The main text and metadata of the page ``body`` fetched from ``url``; None if it has no text."""
     trafilatura = _trafilatura()
-    # Each extraction prunes the tree it is given, so each gets its own parse.
-    markdown = trafilatura.extract(trafilatura.load_html(body), output_format="markdown", url=url)
+    # The page is parsed once (decoding and parsing up to max_size_mb of HTML is the costly part).
+    # Some trafilatura versions prune the tree an extraction is given, so the metadata is read
+    # first, the Markdown extraction gets a copy and the plain text one the tree itself.
+    tree = trafilatura.load_html(body)
+    if tree is None:
+        return None
+    meta = trafilatura.extract_metadata(tree, default_url=url)
+    language = _clean(getattr(meta, "language", None)) or _clean(tree.get("lang"))
+    markdown = trafilatura.extract(copy.deepcopy(tree), output_format="markdown", url=url)
     if not markdown or not markdown.strip():
         return None
-    text = trafilatura.extract(trafilatura.load_html(body), output_format="txt", url=url) or ""
-    tree = trafilatura.load_html(body)
-    meta = trafilatura.extract_metadata(tree, default_url=url) if tree is not None else None
-    language = _clean(getattr(meta, "language", None)) or (
-        _clean(tree.get("lang")) if tree is not None else None
-    )
+    text = trafilatura.extract(tree, output_format="txt", url=url) or ""
     return PageText(
         markdown=markdown.strip(),
         text=text.strip(),

@@ -5,9 +5,12 @@ yt-dlp's urllib request handler opens every connection with the function
 with one that resolves through the current ``AddressPolicy``, refuses the host unless every
 address passes and connects only to those addresses. ``guard`` then limits a ``YoutubeDL`` to
 that handler (the requests handler connects through urllib3's own function, which is not ours to
-replace for the whole process). If a yt-dlp upgrade renames what this relies on, ``install``
-fails loudly rather than letting downloads through unchecked. The policy is the process's last
-installed one: an agent has one policy, from its settings.
+replace for the whole process). yt-dlp hands some downloads to programs that connect by
+themselves (ffmpeg for an HLS stream the native downloader cannot decrypt, rtmpdump, curl,
+aria2c): while the policy refuses any address, ``install`` makes those downloaders refuse to run.
+If a yt-dlp upgrade renames what this relies on, ``install`` fails loudly rather than letting
+downloads through unchecked. The policy is the process's last installed one: an agent has one
+policy, from its settings.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 from taskpost.agent.net.addresses import AddressPolicy, UnsafeAddress
 
 _MODULE = "yt_dlp.networking._urllib"
+_OUTSIDE_DOWNLOADERS = (("yt_dlp.downloader.external", "ExternalFD"), ("yt_dlp.downloader.rtmp", "RtmpFD"))
+"""Downloaders that run another program, which would connect without the check."""
 _lock = threading.Lock()
 _policy = AddressPolicy()
 _original: Any = None
@@ -46,8 +51,7 @@ def _guarded_create_connection(
     try:
         addresses = policy.check_host(host, port)
     except UnsafeAddress as exc:
-        _seen.refusals = [*getattr(_seen, "refusals", []), exc]
-        raise RefusedAddress(exc) from exc
+        raise _refuse(exc) from exc
     connect = _create_socket_func or _original.__kwdefaults__["_create_socket_func"]
     failure: OSError = OSError(f"{host} has no address")
     for ip in addresses:
@@ -63,12 +67,47 @@ def _guarded_create_connection(
     raise failure
 
 
+def _refuse(error: UnsafeAddress) -> RefusedAddress:
+    _seen.refusals = [*getattr(_seen, "refusals", []), error]
+    return RefusedAddress(error)
+
+
+def _checked_outside_download(original: Any) -> Any:
+    def real_download(self: Any, filename: str, info_dict: dict[str, Any]) -> Any:
+        if _policy.allow_private:
+            return original(self, filename, info_dict)
+        raise _refuse(
+            UnsafeAddress(
+                f"refused: yt-dlp would hand this download to {self.get_basename()}, which connects "
+                "without the agent's address check (an encrypted HLS stream, RTMP, ...); "
+                "only an agent started with --allow-private-urls runs such downloads"
+            )
+        )
+
+    real_download.__wrapped__ = original  # type: ignore[attr-defined]
+    return real_download
+
+
+def _guard_outside_downloaders() -> None:
+    for module_name, class_name in _OUTSIDE_DOWNLOADERS:
+        downloader = getattr(importlib.import_module(module_name), class_name, None)
+        current = vars(downloader).get("real_download") if downloader is not None else None
+        if current is None:
+            raise RuntimeError(
+                f"yt-dlp changed: {module_name}.{class_name}.real_download is gone; the agent cannot "
+                "stop it from running programs that connect without the address check"
+            )
+        if not hasattr(current, "__wrapped__"):
+            downloader.real_download = _checked_outside_download(current)  # type: ignore[union-attr]
+
+
 def install(policy: AddressPolicy) -> None:
     """Make yt-dlp's urllib handler connect through ``policy`` from now on (whole process)."""
     global _policy, _original
     module = importlib.import_module(_MODULE)
     with _lock:
         _policy = policy
+        _guard_outside_downloaders()
         current = getattr(module, "create_connection", None)
         if current is _guarded_create_connection:
             return

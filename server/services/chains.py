@@ -26,6 +26,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskpost.protocol import LOCAL_PATH_PARAM, ChainStep, JobCreate, JobState, Priority
+from taskpost.protocol.fields import MAX_INPUTS
 from taskpost.server import outbound
 from taskpost.server.coordinator import Coordinator
 from taskpost.server.errors import InvalidParams
@@ -176,6 +177,12 @@ async def _child_row(
         spec, inputs = spec.model_copy(update={"params": params}), inputs + added
     except InvalidParams as exc:  # checked at submit; the job it names may since have gone
         problem = exc
+    if problem is None and len(inputs) > MAX_INPUTS:
+        problem = InvalidParams(
+            f"the parent's {len(parent.outputs)} outputs and the step's references make {len(inputs)} "
+            f"inputs; a job has at most {MAX_INPUTS}",
+            field="inputs",
+        )
     row = new_row(coord, parent.namespace, spec, inputs, now)
     row.update(parent_id=parent.id, chain_index=index)
     if problem is not None:

@@ -178,7 +178,7 @@ async def _cancel_descendants(
         query = select(JOBS.c.id, JOBS.c.state, JOBS.c.attempts).where(JOBS.c.parent_id.in_(level))
         if coord.db.dialect.locks_rows:
             query = query.with_for_update()
-        rows = (await conn.execute(query.order_by(JOBS.c.seq))).all()
+        rows = (await conn.execute(query.order_by(JOBS.c.id))).all()  # lock order: see leases
         alive += [row for row in rows if row.state in (*_ENDED_BY_CANCEL, JobState.PROCESSING.value)]
         level = [row.id for row in rows]
     return await _cancel_rows(conn, alive, now, detail=f"with the chain of job {parent.id}")

@@ -171,6 +171,10 @@ async def _submit_once(
             if referenced:
                 spec = spec.model_copy(update={"params": params})
                 inputs += referenced
+                if len(inputs) > MAX_INPUTS:
+                    raise InvalidParams(
+                        f"a job has at most {MAX_INPUTS} inputs, from_job references included", field="inputs"
+                    )
             row = new_row(coord, namespace, spec, inputs, now)
             if result_cache.wanted(spec):
                 row["cache_key"] = result_cache.cache_key(

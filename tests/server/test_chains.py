@@ -9,6 +9,7 @@ import pytest
 
 from taskpost.agent.handlers.params import NoopParams
 from taskpost.protocol import API_PREFIX
+from taskpost.server.services import submissions
 from tests.server.blobs_helpers import output, put_output, refs, upload_id
 from tests.server.conftest import Api, HoldSeen
 from tests.server.test_dashboard_html import browser, sign_in
@@ -251,3 +252,15 @@ async def test_a_step_whose_referenced_job_was_deleted_meanwhile_is_created_dead
     child = await api.job(child_id)
     assert child["state"] == "dead" and child["error"]["kind"] == "invalid_params"
     assert "no job has id" in child["error"]["message"]
+
+
+async def test_from_job_inputs_count_towards_the_input_cap(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = await api.register()
+    done = await api.submit()
+    await _run(api, worker, done["id"], {"a.txt": TEXT, "b.txt": TEXT})
+    monkeypatch.setattr(submissions, "MAX_INPUTS", 1)
+    refs_to_both = {name: {"from_job": done["id"], "output": f"{name}.txt"} for name in ("a", "b")}
+    body = await api.submit(expect=422, params=refs_to_both)
+    error = body["error"]
+    assert error["details"]["field"] == "inputs" and "at most 1 inputs" in error["message"], body
+    assert (await api.submit(params={"a": refs_to_both["a"]}))["inputs"][0]["name"] == "a.txt"

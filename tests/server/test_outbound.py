@@ -4,6 +4,7 @@ a delivery connects to the address that was checked, not to a fresh DNS answer."
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from taskpost.server import outbound
 from taskpost.server.errors import InvalidParams
+from tests.support.address_vectors import ADDRESS_CLASSES
 from tests.support.webhook_receiver import receiving
 
 pytestmark = pytest.mark.anyio
@@ -226,3 +228,8 @@ async def test_https_is_pinned_to_the_address_and_verified_for_the_name(tmp_path
         with pytest.raises(httpcore.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             await outbound.post(other, b"{}", {}, timeout_s=5, ssl_context=client)
     assert len(receiver.deliveries) == 1
+
+
+@pytest.mark.parametrize(("address", "kind"), sorted(ADDRESS_CLASSES.items()))
+async def test_the_coordinator_classes_addresses_as_the_agent_does(address: str, kind: str | None) -> None:
+    assert outbound.address_problem(ipaddress.ip_address(address)) == kind

@@ -16,6 +16,7 @@ ADDRESS_CLASSES: dict[str, str | None] = {
     "::1": "a loopback",
     "::": "an unspecified",
     "fe80::1": "a link-local",
+    "fec0::1": "a site-local",
     "fc00::1": "a private",
     "ff02::1": "a multicast",
     "::ffff:10.0.0.1": "a private",

@@ -1,12 +1,14 @@
 """``PageServer``: scripted HTTP answers on 127.0.0.1 from a thread, recording each request.
 
 Routes map a path to ``Answer(status, headers, body)``; ``redirect`` adds a 302. Anything else is
-a 404. Each request is recorded as ``(path, Host header, User-Agent)``.
+a 404. Each request is recorded as ``(path, Host header, User-Agent)``. An answer with
+``trickle_s`` sends its body one byte at a time, that long apart.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    trickle_s: float = 0.0
 
 
 def html(text: str, status: int = 200) -> Answer:
@@ -43,7 +46,16 @@ class PageServer:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
-                self.wfile.write(answer.body)
+                if not answer.trickle_s:
+                    self.wfile.write(answer.body)
+                    return
+                for index in range(len(answer.body)):
+                    try:
+                        self.wfile.write(answer.body[index : index + 1])
+                        self.wfile.flush()
+                    except OSError:  # the client gave up
+                        return
+                    time.sleep(answer.trickle_s)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -19,6 +19,9 @@ from taskpost.agent.media.extras import require
 
 MAX_MEMBER_BYTES = 50 * 1024 * 1024
 """A spine document larger than this (uncompressed) is refused: a zip bomb, not a chapter."""
+MAX_TOTAL_BYTES = 200 * 1024 * 1024
+"""All the documents read (uncompressed, each time it is read) may add up to no more than this: a
+spine that lists one well-compressed document a thousand times is not a book either."""
 _SKIPPED_TAGS = ("script", "style", "head", "nav")
 _BLOCKS = {"p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "br", "tr", "blockquote", "section", "dd"}
 
@@ -38,11 +41,18 @@ class _Epub:
     def __init__(self, archive: zipfile.ZipFile, etree: Any) -> None:
         self.archive = archive
         self.etree = etree
+        self.total_bytes = 0
 
     def xml(self, name: str) -> Any:
         info = self.archive.getinfo(name)
         if info.file_size > MAX_MEMBER_BYTES:
             raise bad_input(f"{name} in the EPUB is too large ({info.file_size} bytes)")
+        self.total_bytes += info.file_size
+        if self.total_bytes > MAX_TOTAL_BYTES:
+            raise bad_input(
+                f"the EPUB's documents add up to more than {MAX_TOTAL_BYTES} bytes (reached at {name}; "
+                "does its spine list the same document many times?)"
+            )
         parser = self.etree.XMLParser(resolve_entities=False, no_network=True, recover=True)
         root = self.etree.fromstring(self.archive.read(info), parser)
         if root is None:

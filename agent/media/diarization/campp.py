@@ -189,7 +189,11 @@ class CamppDiarizer:
         np.add.at(vectors, owners, embeddings)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         weights = np.array([max(end - start, 0.1) for start, end in spans])
-        groups = cluster_embeddings(vectors, weights, threshold=self.threshold, num_clusters=num_speakers)
+        # the embedding is done; reporting it again while clustering lets a cancel stop that too
+        check = None if progress is None else functools.partial(progress, 1.0)
+        groups = cluster_embeddings(
+            vectors, weights, threshold=self.threshold, num_clusters=num_speakers, check=check
+        )
         return speaker_names(groups)
 
 

@@ -154,6 +154,29 @@ def test_an_epub_without_its_package_document_is_bad_input(tmp_path: Path, conta
     assert caught.value.kind == "bad_input"
 
 
+def test_an_epub_reading_more_than_the_total_cap_is_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskpost.agent.media.books import epub
+
+    path = books.write_epub(tmp_path / "book.epub")
+    with zipfile.ZipFile(path) as archive:
+        opf = archive.read("OEBPS/content.opf").decode()
+        chapter = len(archive.read("OEBPS/text/c1.xhtml"))
+    repeated = path.with_name("repeated.epub")
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(repeated, "w") as archive:
+        for info in source.infolist():
+            content = source.read(info)
+            if info.filename == "OEBPS/content.opf":  # the first chapter, 50 times over
+                content = opf.replace('<itemref idref="c1"/>', '<itemref idref="c1"/>' * 50).encode()
+            archive.writestr(info, content)
+    monkeypatch.setattr(epub, "MAX_TOTAL_BYTES", 20 * chapter)
+    assert read_book(path)[1].chapters  # the book itself is well under the cap
+    with pytest.raises(HandlerError) as caught:
+        read_book(repeated)
+    assert caught.value.kind == "bad_input" and "add up to more than" in caught.value.message
+
+
 def test_sentences_are_split_at_ends_and_paragraphs_and_long_runs_are_cut() -> None:
     text = 'He said "go." Then he left!\nWhy? Fine\n\nA new paragraph without a stop\n\n' + "word, " * 200
     sentences = split_sentences(text)

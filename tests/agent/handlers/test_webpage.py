@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -148,6 +149,7 @@ def test_bad_pages(
         ({"url": "not a url"}, "bad_url"),
         ({"url": "http://127.0.0.1/", "max_redirects": -1}, "bad_params"),
         ({"url": "http://127.0.0.1/", "surprise": 1}, "bad_params"),
+        ({"url": "http://127.0.0.1/", "max_size_mb": 51}, "bad_params"),
     ],
 )
 def test_bad_params(run: Run, params: dict[str, Any], kind: str) -> None:
@@ -164,3 +166,49 @@ def test_an_unreachable_server_is_a_retryable_network_error(run: Run) -> None:
 def test_a_cancelled_task_stops_during_the_download(server: PageServer, run: Run) -> None:
     error = failure(lambda: run(server.url("/news/lighthouse"), cancelled=True, respect_robots=False))
     assert error.kind == "cancelled"
+
+
+def test_a_robots_txt_trickling_in_stops_at_timeout_s(server: PageServer, run: Run) -> None:
+    trickle = Answer(200, {"Content-Type": "text/plain"}, b"User-agent: *\nAllow: /\n" * 2, trickle_s=0.05)
+    server.add("/robots.txt", trickle)  # about 2.4 s in all, one byte at a time
+    started = time.monotonic()
+    error = failure(lambda: run(server.url("/news/lighthouse"), timeout_s=0.5))
+    assert (error.kind, error.retryable) == ("network", True), error.message
+    assert "robots.txt took longer than timeout_s" in error.message
+    assert time.monotonic() - started < 1.5
+    assert [path for path, _, _ in server.requests] == ["/robots.txt"]
+
+
+def test_a_cancel_stops_reading_robots_txt(server: PageServer, run: Run) -> None:
+    error = failure(lambda: run(server.url("/news/lighthouse"), cancelled=True))
+    assert error.kind == "cancelled" and "robots.txt" in error.message
+    assert [path for path, _, _ in server.requests] == ["/robots.txt"]
+
+
+def test_a_robots_txt_redirected_away_from_http_allows_the_page(server: PageServer, run: Run) -> None:
+    server.redirect("/robots.txt", "ftp://127.0.0.1/robots.txt")
+    assert run(server.url("/members/lighthouse"))[1]["title"] == "The last lighthouse keepers"
+    assert [path for path, _, _ in server.requests] == ["/robots.txt", "/members/lighthouse"]
+
+
+def test_the_page_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import trafilatura
+
+    from taskpost.agent.media.web_text import extract_page
+
+    url = "http://127.0.0.1/news/lighthouse"
+    expected_markdown = trafilatura.extract(ARTICLE, output_format="markdown", url=url)
+    expected_text = trafilatura.extract(ARTICLE, output_format="txt", url=url)
+    assert expected_markdown is not None and expected_text is not None
+    parses: list[object] = []
+    load_html = trafilatura.load_html
+
+    def counting(body: Any, *args: Any, **kwargs: Any) -> Any:
+        parses.append(body)
+        return load_html(body, *args, **kwargs)
+
+    monkeypatch.setattr(trafilatura, "load_html", counting)
+    found = extract_page(ARTICLE.encode(), url)
+    assert found is not None and len(parses) == 1
+    assert (found.markdown, found.text) == (expected_markdown.strip(), expected_text.strip())
+    assert (found.title, found.language) == ("The last lighthouse keepers", "en-GB")

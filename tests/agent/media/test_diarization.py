@@ -47,6 +47,47 @@ def test_clustering_groups_by_similarity_or_to_the_count_asked() -> None:
     assert cluster_embeddings(chain, np.array([10, 1, 1]), threshold=0.5) == [0, 0, 1]
 
 
+def _three_voices(count: int) -> Any:
+    """``count`` unit vectors near three directions, in turn (item i near direction i % 3)."""
+    rng = np.random.default_rng(7)
+    centres = np.eye(8)[:3]
+    return _unit(centres[np.arange(count) % 3] + rng.normal(0, 0.05, (count, 8)))
+
+
+def test_clustering_a_long_list_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tracemalloc
+
+    from taskpost.agent.media.diarization import clustering
+
+    monkeypatch.setattr(clustering, "MAX_ITEMS", 100)
+    vectors = _three_voices(1500)
+    expected = [index % 3 for index in range(1500)]
+    tracemalloc.start()
+    try:
+        groups = clustering.cluster_embeddings(vectors, threshold=0.5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert groups == expected
+    assert peak < 2_000_000  # a 1500 x 1500 similarity matrix alone would be 18 MB
+    assert clustering.cluster_embeddings(vectors, threshold=0.0, num_clusters=3) == expected
+
+
+def test_clustering_checks_in_so_a_cancel_can_stop_it() -> None:
+    from taskpost.agent.media.diarization import clustering
+
+    calls: list[int] = []
+
+    def check() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise HandlerError("cancelled while labelling speakers", kind="cancelled")
+
+    with pytest.raises(HandlerError):
+        clustering.cluster_embeddings(_three_voices(300), threshold=0.5, check=check)
+    assert len(calls) == 2
+
+
 def test_speakers_are_named_in_order_of_first_appearance() -> None:
     assert speaker_names([4, 4, 1, 4, 7, 1]) == ["S1", "S1", "S2", "S1", "S3", "S2"]
 

@@ -114,3 +114,40 @@ def test_hls_is_downloaded_by_yt_dlp_itself_through_the_guard(tmp_path: Path) ->
     assert {"/list.m3u8", "/seg0.ts", "/seg3.ts"} <= set(paths)
     assert not [agent for _, _, agent in server.requests if agent.startswith("Lavf")]
     assert resolver.calls.count("local.test") >= len(paths), "every connection went through the guard"
+
+
+def test_a_stream_yt_dlp_would_hand_to_ffmpeg_is_refused_before_ffmpeg_runs(tmp_path: Path) -> None:
+    """SAMPLE-AES is beyond yt-dlp's own HLS downloader: it would delegate the stream to ffmpeg,
+    which fetches the key and the segments itself, unchecked."""
+    manifest = "\n".join(
+        [
+            "#EXTM3U",
+            "#EXT-X-VERSION:3",
+            "#EXT-X-TARGETDURATION:1",
+            "#EXT-X-PLAYLIST-TYPE:VOD",
+            '#EXT-X-KEY:METHOD=SAMPLE-AES,URI="/key.bin"',
+            "#EXTINF:1.0,",
+            "/seg0.ts",
+            "#EXT-X-ENDLIST",
+            "",
+        ]
+    )
+    resolver = StubResolver({"local.test": ["127.0.0.1"]})
+    policy = AddressPolicy(allowed_networks=parse_networks(["127.0.0.1/32"]), resolver=resolver)
+    with page_server() as server:
+        server.add(
+            "/list.m3u8", Answer(200, {"Content-Type": "application/vnd.apple.mpegurl"}, manifest.encode())
+        )
+        with pytest.raises(HandlerError) as caught:
+            download(f"http://local.test:{server.port}/list.m3u8", policy, tmp_path / "out")
+        paths = [path for path, _, _ in server.requests]
+    assert (caught.value.kind, caught.value.retryable) == ("unsafe_address", False), caught.value.message
+    assert "ffmpeg" in caught.value.message and "--allow-private-urls" in caught.value.message
+    assert set(paths) == {"/list.m3u8"}, "neither the key nor a segment was fetched"
+
+
+def test_with_private_urls_allowed_outside_downloaders_run_as_before() -> None:
+    yt_dlp_guard.install(AddressPolicy(allow_private=True))
+    external = yt_dlp.downloader.external.ExternalFD.real_download
+    assert external.__wrapped__ is not None  # guarded, and lets the call through under this policy
+    yt_dlp_guard.install(AddressPolicy())
