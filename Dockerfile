@@ -35,7 +35,7 @@ ARG COORDINATOR_EXTRAS=postgres,s3
 RUN /opt/venv/bin/pip install --no-cache-dir "$(ls /wheels/taskpost-*.whl)[${COORDINATOR_EXTRAS}]"
 
 FROM build AS venv-agent-cpu
-ARG AGENT_CPU_EXTRAS=ocr,docs,web,llm,video
+ARG AGENT_CPU_EXTRAS=ocr,docs,web,llm,video,audiobook
 RUN /opt/venv/bin/pip install --no-cache-dir "$(ls /wheels/taskpost-*.whl)[${AGENT_CPU_EXTRAS}]"
 
 FROM build AS venv-agent-gpu
@@ -80,6 +80,11 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 CMD ["taskpost", "agent"]
 
 FROM agent-base AS agent-gpu
+# url_audio: yt-dlp extracts the audio with Debian's ffmpeg.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=venv-agent-gpu /opt/venv /opt/venv
 # The NVIDIA container toolkit reads these; the wheels' libraries are found through the path.
 ENV TASKPOST_WORKER_TYPE=gpu \
@@ -90,6 +95,11 @@ USER 10001:10001
 
 # Last, so that a plain `docker build .` gives the CPU agent.
 FROM agent-base AS agent-cpu
+# audiobook: espeak-ng is its default (offline) voice.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends espeak-ng \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=venv-agent-cpu /opt/venv /opt/venv
 ENV TASKPOST_WORKER_TYPE=cpu
 USER 10001:10001
