@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -196,11 +197,14 @@ def submit_and_wait(
             said.append(line)
             echo(line)
 
+    deadline = None if wait_timeout_s is None else time.monotonic() + wait_timeout_s
     job = client.wait(submitted.job.id, wait_timeout_s, on_update=moved)
     if not then:
         _save_outputs(client, job, output_dir, echo)
         return job
-    chain = client.wait_chain(job.id, wait_timeout_s)
+    # One --wait-timeout for the whole chain, the first job's wait included.
+    left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+    chain = client.wait_chain(job.id, left)
     for each in chain:
         echo(describe(each) + (f" (after job {each.parent_id})" if each.parent_id else ""))
         folder = None if output_dir is None else output_dir / f"{each.type}-{each.id[:8]}"

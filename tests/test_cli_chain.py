@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 import typer
 
+from taskpost import submit as submitting
 from taskpost.client import InvalidParams, chain_step, job_spec
+from taskpost.protocol import JobPublic, JobSubmitted
 from taskpost.submit import parse_chain
 
 
@@ -66,3 +72,34 @@ def test_job_spec_takes_steps_as_models_or_dicts_and_checks_them_like_the_server
         deep = {"type": "noop", "then": [deep]}
     with pytest.raises(InvalidParams, match="nested 5 deep"):
         job_spec("noop", then=[deep])
+
+
+def test_wait_timeout_covers_the_whole_chain_not_each_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(submitting.time, "monotonic", lambda: clock[0])
+    job = JobPublic.model_validate(
+        {"id": "j1", "type": "noop", "state": "completed", "priority": "default", "params": {},
+         "meta": {}, "created_at": datetime.now(UTC), "attempts": 1, "max_attempts": 3}
+    )  # fmt: skip
+    asked: list[float | None] = []
+
+    def wait(job_id: str, timeout: float | None, **_: Any) -> JobPublic:
+        clock[0] += 7.0  # the first job took 7 of the 10 seconds
+        return job
+
+    def wait_chain(job_id: str, timeout: float | None) -> list[JobPublic]:
+        asked.append(timeout)
+        return [job]
+
+    client = SimpleNamespace(
+        submit=lambda *a, **k: JobSubmitted(job=job, created=True),
+        wait=wait,
+        wait_chain=wait_chain,
+    )
+    submitting.submit_and_wait(
+        client,  # type: ignore[arg-type]
+        "noop", {}, {},
+        priority="default", run_at=None, delay_s=None, cache=None, webhook_url=None,
+        then=[{"type": "noop"}], wait=True, wait_timeout_s=10.0, output_dir=None, echo=lambda line: None,
+    )  # fmt: skip
+    assert asked == [pytest.approx(3.0)]
