@@ -110,7 +110,7 @@ async def _find(coord: Coordinator, raw: str, digest: str) -> Any:
     """The key's row: by SHA-256 (generated keys, their secret before the last rotation, and
     configured keys verified before), else by checking the configured (scrypt) keys one by one."""
     verified_id = coord.verified_keys.get(digest)
-    async with coord.db.read() as conn:
+    async with coord.db.read_statement() as conn:
         if verified_id is not None:
             return (await conn.execute(select(*_COLUMNS).where(KEYS.c.id == verified_id))).first()
         row = (

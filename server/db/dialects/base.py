@@ -33,6 +33,11 @@ CLAIM_RETURNING: tuple[ColumnClause[object], ...] = (
 CLAIM_RETURNING_SQL = ", ".join(c.name for c in CLAIM_RETURNING)
 
 
+ONE_STATEMENT_OPTION = "taskpost_one_statement"
+"""Execution option of ``Database.read_statement``: each statement is its own transaction, so
+a dialect that opens transactions itself (SQLite's BEGIN) need not."""
+
+
 @dataclass(frozen=True)
 class ConnectionOptions:
     """How the coordinator connects: its pool and timeouts (``TASKPOST_DB_*`` settings)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,7 +13,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.selectable import TextualSelect
 
-from taskpost.server.db.dialects.base import CLAIM_RETURNING, CLAIM_RETURNING_SQL, ConnectionOptions
+from taskpost.server.db.dialects.base import (
+    CLAIM_RETURNING,
+    CLAIM_RETURNING_SQL,
+    ONE_STATEMENT_OPTION,
+    ConnectionOptions,
+)
+from taskpost.server.db.dialects.sqlite_driver import one_hop_connector
 from taskpost.server.db.transactions import TransactionEnds
 
 _WRITE_OPTION = "taskpost_write"
@@ -29,6 +36,7 @@ class SqliteDialect:
         # SQLITE_BUSY. Other processes (the CLI) are covered by busy_timeout.
         self._write_lock = asyncio.Lock()
         self._claim_cache: dict[tuple[int, bool, int], TextualSelect] = {}
+        self._connect_args: tuple[list[Any], dict[str, Any]] | None = None
 
     def engine_options(self, options: ConnectionOptions) -> dict[str, Any]:
         # The file is local: no connect or statement timeout to set, and nothing to ping.
@@ -36,10 +44,21 @@ class SqliteDialect:
             "pool_size": options.pool_size,
             "max_overflow": options.max_overflow,
             "pool_timeout": options.pool_timeout_s,
+            "async_creator": one_hop_connector(self._connect),
         }
+
+    def _connect(self) -> sqlite3.Connection:
+        """On the connection's thread: the file SQLAlchemy would have opened, as it would."""
+        assert self._connect_args is not None, "prepare_engine() comes before the first connection"
+        args, kwargs = self._connect_args
+        # The loop's thread reads in_transaction (sqlite_driver): no other use crosses threads.
+        connection: sqlite3.Connection = sqlite3.connect(*args, **{**kwargs, "check_same_thread": False})
+        return connection
 
     def prepare_engine(self, engine: AsyncEngine) -> None:
         sync_engine = engine.sync_engine
+        args, kwargs = sync_engine.dialect.create_connect_args(sync_engine.url)
+        self._connect_args = (list(args), dict(kwargs))
 
         @event.listens_for(sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -54,8 +73,10 @@ class SqliteDialect:
 
         @event.listens_for(sync_engine, "begin")
         def _on_begin(connection: Any) -> None:
-            immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            options = connection.get_execution_options()
+            if options.get(ONE_STATEMENT_OPTION, False):
+                return  # SQLite runs a statement outside BEGIN in a transaction of its own
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE_OPTION, False) else "BEGIN")
 
     @asynccontextmanager
     async def write(self, engine: AsyncEngine, ends: TransactionEnds) -> AsyncIterator[AsyncConnection]:
