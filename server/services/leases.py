@@ -12,6 +12,7 @@ transaction (server.services.chains).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -70,107 +71,132 @@ def _holds_lease(row: Any, token: str) -> bool:
     return row is not None and row.state == JobState.PROCESSING.value and row.lease_token == token
 
 
+@dataclass
+class AppliedCompletions:
+    """What a transaction applying completions did, to announce once it has committed."""
+
+    acks: list[CompletionAck] = field(default_factory=list)
+    counted: list[Callable[[], None]] = field(default_factory=list)
+    spawned: list[chains.Spawned] = field(default_factory=list)
+    logged: bool = False
+
+
 async def complete(
     coord: Coordinator, worker_id: str, completions: list[TaskCompletion]
 ) -> list[CompletionAck]:
     """Apply the end of attempts; stale ones are refused (and recorded, for this agent's jobs)."""
-    now = coord.clock()
-    acks: list[CompletionAck] = []
+    async with coord.db.write() as conn:
+        applied = await apply_completions(conn, coord, worker_id, completions, coord.clock())
+    return announce_completions(coord, applied)
+
+
+async def apply_completions(
+    conn: AsyncConnection, coord: Coordinator, worker_id: str, completions: list[TaskCompletion], now: float
+) -> AppliedCompletions:
+    """``complete`` inside the caller's write transaction (a claim carrying completions shares
+    one); call ``announce_completions`` once it has committed."""
+    applied = AppliedCompletions()
+    acks = applied.acks
     succeeded: list[dict[str, Any]] = []
     other_updates: list[tuple[str, str, dict[str, Any]]] = []
     log: list[events.Event] = []
     changes: list[events.Event] = []  # state events, after the incidents of the same jobs
-    counted: list[Callable[[], None]] = []  # metrics of the transaction, counted once committed
-    spawned: list[chains.Spawned] = []
-    async with coord.db.write() as conn:
-        rows = await _lease_rows(conn, coord, [c.job_id for c in completions])
-        stale_ids = {c.job_id for c in completions if c.job_id in rows and _is_stale(rows[c.job_id], c)}
-        ran_here = await events.jobs_with_worker(conn, stale_ids, worker_id) if stale_ids else set()
-        for completion in completions:
-            row: Any = rows.get(completion.job_id)
-            if row is None:
-                acks.append(
-                    CompletionAck(
-                        job_id=completion.job_id,
-                        accepted=False,
-                        code="job_not_found",
-                        message="no job has this id",
-                    )
+    counted = applied.counted  # metrics of the transaction, counted once committed
+    rows = await _lease_rows(conn, coord, [c.job_id for c in completions])
+    stale_ids = {c.job_id for c in completions if c.job_id in rows and _is_stale(rows[c.job_id], c)}
+    ran_here = await events.jobs_with_worker(conn, stale_ids, worker_id) if stale_ids else set()
+    for completion in completions:
+        row: Any = rows.get(completion.job_id)
+        if row is None:
+            acks.append(
+                CompletionAck(
+                    job_id=completion.job_id,
+                    accepted=False,
+                    code="job_not_found",
+                    message="no job has this id",
                 )
-                continue
-            if _is_stale(row, completion):
-                # Any worker key may send any job id: only an agent that ran the job gets its
-                # refusal recorded, so that no key can write events on other agents' jobs.
-                if row.worker_id == worker_id or row.id in ran_here:
-                    log.append(
-                        events.Event(
-                            row.id,
-                            "stale_completion_refused",
-                            row.attempts,
-                            worker_id,
-                            f"outcome {completion.outcome.value}",
-                        )
-                    )
-                counted.append(coord.metrics.stale_completion_refused)
-                acks.append(
-                    CompletionAck(
-                        job_id=row.id,
-                        accepted=False,
-                        state=row.state,
-                        code=StaleLease.code,
-                        message="the lease was lost; this completion was not applied",
-                    )
-                )
-                continue
-            if row.state != JobState.PROCESSING.value or row.lease_token != completion.lease_token:
-                # A resend of a completion already applied (succeeded, cancelled or failed).
-                acks.append(CompletionAck(job_id=row.id, accepted=True, state=row.state))
-                continue
-            state, values = _completion_values(row, completion, now)
-            if state is JobState.COMPLETED:
-                succeeded.append(
-                    {"b_id": row.id, "b_token": completion.lease_token, "b_result": completion.result}
-                )
-                started = row.attempt_started_at  # nullable in the table, though every claim sets it
-                run_s = None if started is None else now - started
-                counted.append(partial(coord.metrics.completed, row.type, run_s))
-                changes.append(events.state_event(row.id, state, row.attempts, worker_id, run_s=run_s))
-            else:
-                if state is not JobState.CANCELLED:
-                    values["last_lease_token"] = completion.lease_token
-                other_updates.append((row.id, completion.lease_token, values))
-                if completion.outcome is Outcome.FAILED:
-                    kind = values["error"]["kind"]
-                    counted.append(partial(coord.metrics.failed_attempt_went, row.type, kind, state.value))
+            )
+            continue
+        if _is_stale(row, completion):
+            # Any worker key may send any job id: only an agent that ran the job gets its
+            # refusal recorded, so that no key can write events on other agents' jobs.
+            if row.worker_id == worker_id or row.id in ran_here:
                 log.append(
                     events.Event(
                         row.id,
-                        f"attempt_{completion.outcome.value}",
+                        "stale_completion_refused",
                         row.attempts,
                         worker_id,
-                        completion.error_message,
+                        f"outcome {completion.outcome.value}",
                     )
                 )
-                changes.append(events.state_event(row.id, state, row.attempts, worker_id))
-            acks.append(CompletionAck(job_id=row.id, accepted=True, state=state.value))
-        outputs: dict[str, list[dict[str, Any]]] = {}
-        if succeeded:
-            await conn.execute(_COMPLETE_STATEMENT.values(ended_at=now), succeeded)
-            outputs = await attempt_outputs.promote(
-                conn, [(s["b_id"], s["b_token"], rows[s["b_id"]].outputs) for s in succeeded]
+            counted.append(coord.metrics.stale_completion_refused)
+            acks.append(
+                CompletionAck(
+                    job_id=row.id,
+                    accepted=False,
+                    state=row.state,
+                    code=StaleLease.code,
+                    message="the lease was lost; this completion was not applied",
+                )
             )
-        for job_id, token, values in other_updates:
-            await conn.execute(
-                update(JOBS).where(JOBS.c.id == job_id, JOBS.c.lease_token == token).values(**values)
+            continue
+        if row.state != JobState.PROCESSING.value or row.lease_token != completion.lease_token:
+            # A resend of a completion already applied (succeeded, cancelled or failed).
+            acks.append(CompletionAck(job_id=row.id, accepted=True, state=row.state))
+            continue
+        state, values = _completion_values(row, completion, now)
+        if state is JobState.COMPLETED:
+            succeeded.append(
+                {"b_id": row.id, "b_token": completion.lease_token, "b_result": completion.result}
             )
-        await attempt_outputs.drop(conn, [job_id for job_id, _, _ in other_updates])
-        await events.record(conn, [*log, *changes], now)
-        parents = [_as_parent(rows[job_id], job_outputs) for job_id, job_outputs in outputs.items()]
-        spawned = await chains.spawn(conn, coord, [p for p in parents if p is not None], now)
-    for count in counted:
+            started = row.attempt_started_at  # nullable in the table, though every claim sets it
+            run_s = None if started is None else now - started
+            counted.append(partial(coord.metrics.completed, row.type, run_s))
+            changes.append(events.state_event(row.id, state, row.attempts, worker_id, run_s=run_s))
+        else:
+            if state is not JobState.CANCELLED:
+                values["last_lease_token"] = completion.lease_token
+            other_updates.append((row.id, completion.lease_token, values))
+            if completion.outcome is Outcome.FAILED:
+                kind = values["error"]["kind"]
+                counted.append(partial(coord.metrics.failed_attempt_went, row.type, kind, state.value))
+            log.append(
+                events.Event(
+                    row.id,
+                    f"attempt_{completion.outcome.value}",
+                    row.attempts,
+                    worker_id,
+                    completion.error_message,
+                )
+            )
+            changes.append(events.state_event(row.id, state, row.attempts, worker_id))
+        acks.append(CompletionAck(job_id=row.id, accepted=True, state=state.value))
+    outputs: dict[str, list[dict[str, Any]]] = {}
+    if succeeded:
+        await conn.execute(_COMPLETE_STATEMENT.values(ended_at=now), succeeded)
+        outputs = await attempt_outputs.promote(
+            conn, [(s["b_id"], s["b_token"], rows[s["b_id"]].outputs) for s in succeeded]
+        )
+    for job_id, token, values in other_updates:
+        await conn.execute(
+            update(JOBS).where(JOBS.c.id == job_id, JOBS.c.lease_token == token).values(**values)
+        )
+    await attempt_outputs.drop(conn, [job_id for job_id, _, _ in other_updates])
+    await events.record(conn, [*log, *changes], now)
+    parents = [_as_parent(rows[job_id], job_outputs) for job_id, job_outputs in outputs.items()]
+    applied.spawned = await chains.spawn(conn, coord, [p for p in parents if p is not None], now)
+    applied.logged = bool(log or changes)
+    return applied
+
+
+def announce_completions(coord: Coordinator, applied: AppliedCompletions) -> list[CompletionAck]:
+    """After the commit: count the metrics, wake whoever waits on what changed; the acks."""
+    acks = applied.acks
+    for count in applied.counted:
         count()
-    chains.announce(coord, spawned)
-    if log or changes:
+    chains.announce(coord, applied.spawned)
+    if applied.logged:
         coord.events.notify()
     if any(ack.accepted for ack in acks):
         coord.job_changes.notify()
