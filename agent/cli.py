@@ -6,7 +6,6 @@ Every flag is optional: a flag that is not given falls back to the environment, 
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from taskpost.agent import event_loop
 from taskpost.agent.logging import configure_logging
 from taskpost.agent.preflight import PreflightFailure, check_coordinator
 from taskpost.agent.runner import EXIT_FATAL, run_agent
@@ -171,7 +171,7 @@ def agent_command(
         raise typer.Exit(run_check(settings))
     configure_logging(settings.log_level, settings.log_format)
     try:
-        code = asyncio.run(run_agent(settings))
+        code = event_loop.run(run_agent(settings))
     except KeyboardInterrupt:
         code = 130
     raise typer.Exit(code)

@@ -15,7 +15,6 @@ import inspect
 import logging
 import secrets
 import shutil
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from taskpost.agent.errors import (
     IntegrityError,
     LeaseLost,
 )
+from taskpost.agent.handler_threads import HandlerThreads
 from taskpost.agent.handlers.base import (
     CancelReason,
     Handler,
@@ -60,8 +60,12 @@ class _Dropped(Exception):
     """The attempt's result must not be reported (lease lost or released)."""
 
 
+_THREADS = HandlerThreads()
+
+
 def run_in_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-    """Run ``fn`` in a new daemon thread (with the caller's context variables)."""
+    """Run ``fn`` on a daemon thread of its own for the call (with the caller's context
+    variables); threads are reused once idle (agent.handler_threads)."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
     context = contextvars.copy_context()
@@ -80,7 +84,7 @@ def run_in_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for the result
             loop.call_soon_threadsafe(settle, *outcome)
 
-    threading.Thread(target=target, name=f"handler-{getattr(fn, '__qualname__', 'run')}", daemon=True).start()
+    _THREADS.run(target)
     return future
 
 

@@ -118,14 +118,13 @@ def server(
         fail(CliError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())))
     if not with_agent:
         raise typer.Exit(serve(config, host, port))
-    import asyncio
-
+    from taskpost.agent import event_loop
     from taskpost.single_service import agent_settings, run_single_service
 
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     scheme = "https" if config.ssl_certfile else "http"
     agent, mint_key = agent_settings(ctx.args, f"{scheme}://{local}:{port}")
-    raise typer.Exit(asyncio.run(run_single_service(config, host, port, agent, mint_key)))
+    raise typer.Exit(event_loop.run(run_single_service(config, host, port, agent, mint_key)))
 
 
 _DB_URL_EXAMPLE = "TASKPOST_DATABASE_URL=postgresql://user:secret@db/taskpost"
