@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -191,12 +190,14 @@ async def test_a_schema_declared_through_another_replica_is_used(api: Api) -> No
     assert api.coord.param_schemas["transcription"].version == "2.0"
 
 
-async def test_checking_a_batch_of_500_noop_jobs_is_fast(api: Api) -> None:
+async def test_a_batch_of_500_noop_jobs_is_checked_by_one_compiled_validator(api: Api) -> None:
+    # How fast a batch is checked is measured in bench/, not here: this holds the reason it is
+    # fast, a validator compiled once per schema and not once per job.
     await register_media(api)
     jobs = [{"type": "noop", "params": {"i": i, "sleep_s": 0.1, "tag": "bench"}} for i in range(500)]
     specs = [JobCreate.model_validate(job) for job in jobs]
-    started = time.perf_counter()
-    for _ in range(3):
-        await param_checks.check(api.coord, specs)
-    per_batch_s = (time.perf_counter() - started) / 3
-    assert per_batch_s < 0.5, per_batch_s
+    await param_checks.check(api.coord, specs)
+    validator = api.coord.param_schemas["noop"].validator
+    assert validator is not None
+    await param_checks.check(api.coord, specs)
+    assert api.coord.param_schemas["noop"].validator is validator
