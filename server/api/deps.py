@@ -1,4 +1,7 @@
-"""Typed FastAPI dependencies: the coordinator, the caller's identity and the namespaces it sees."""
+"""Typed FastAPI dependencies: the coordinator, the caller's identity and the namespaces it sees.
+
+Every dependency is ``async def`` though none awaits anything: FastAPI runs a plain ``def``
+dependency in its thread pool, a thread hop per dependency on every request."""
 
 from __future__ import annotations
 
@@ -14,15 +17,19 @@ from taskpost.server.services import workers
 from taskpost.server.services.principals import Principal
 
 
-def get_coordinator(request: Request) -> Coordinator:
+def coordinator_of(request: Request) -> Coordinator:
     coordinator: Coordinator = request.app.state.coordinator
     return coordinator
+
+
+async def get_coordinator(request: Request) -> Coordinator:
+    return coordinator_of(request)
 
 
 CoordinatorDep = Annotated[Coordinator, Depends(get_coordinator)]
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """The caller, as server.api.auth.AuthMiddleware authenticated it before the route ran."""
     principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
     if not isinstance(principal, Principal):
@@ -35,7 +42,7 @@ def require(*roles: Role) -> object:
     allowed = {Role.ADMIN, *roles}
     names = ", ".join(sorted(role.value for role in allowed))
 
-    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if principal.role not in allowed:
             raise Forbidden(f"a {principal.role.value} key may not do this; it needs one of: {names}")
         return principal
@@ -64,14 +71,14 @@ def _own_namespace(principal: Principal, requested: str | None) -> str:
     return own
 
 
-def job_scope(principal: ClientDep, namespace: NamespaceQuery = None) -> str | None:
+async def job_scope(principal: ClientDep, namespace: NamespaceQuery = None) -> str | None:
     """The namespace whose jobs the caller reads: its own (client), or ``?namespace=``/all (admin)."""
     if principal.role is Role.ADMIN:
         return namespace
     return _own_namespace(principal, namespace)
 
 
-def target_namespace(principal: ClientDep, namespace: NamespaceQuery = None) -> str:
+async def target_namespace(principal: ClientDep, namespace: NamespaceQuery = None) -> str:
     """The namespace new jobs and uploads go into: the client's own, or the admin's choice."""
     if principal.role is Role.ADMIN:
         return namespace or DEFAULT_NAMESPACE

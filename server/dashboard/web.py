@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.responses import JSONResponse, Response
 
-from taskpost.server.api.deps import get_coordinator
+from taskpost.server.api.deps import coordinator_of
 from taskpost.server.coordinator import Coordinator
 from taskpost.server.dashboard import sessions, views
 from taskpost.server.dashboard.sessions import Visitor
@@ -56,7 +56,7 @@ def set_cookie(
 
 
 async def get_visitor(request: Request) -> Visitor:
-    coord = get_coordinator(request)
+    coord = coordinator_of(request)
     visitor = await sessions.visitor(coord, request.cookies.get(sessions.SESSION_COOKIE))
     if visitor is None:
         raise SignInNeeded
@@ -122,7 +122,7 @@ async def _refusal(request: Request, exc: Exception) -> Response:
     if isinstance(exc, SignInNeeded):
         if _wants_json(request):
             return JSONResponse({"code": "not_signed_in", "message": "sign in again"}, status_code=401)
-        return login_page(request, get_coordinator(request), status_code=401)
+        return login_page(request, coordinator_of(request), status_code=401)
     if isinstance(exc, RequestValidationError):
         fields = ", ".join(".".join(str(p) for p in error["loc"][1:]) for error in exc.errors())
         status, message = 422, f"invalid value of: {fields}"
