@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, insert, select, update
+from sqlalchemy import and_, bindparam, delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskpost.protocol import JobState
@@ -70,11 +70,7 @@ async def promote(
     """
     if not succeeded:
         return {}
-    rows = await conn.execute(
-        delete(PENDING)
-        .where(PENDING.c.job_id.in_({job_id for job_id, _, _ in succeeded}))
-        .returning(PENDING.c.id, PENDING.c.job_id, PENDING.c.lease_token, *_ENTRY_COLUMNS)
-    )
+    rows = await conn.execute(_TAKE_PENDING, {"job_ids": sorted({job_id for job_id, _, _ in succeeded})})
     pending = sorted(rows, key=lambda row: row.id)
     freed: list[str] = []
     promoted: dict[str, list[dict[str, Any]]] = {}
@@ -91,6 +87,12 @@ async def promote(
 
 
 _ENTRY_COLUMNS = (PENDING.c.name, PENDING.c.blob_key, PENDING.c.size, PENDING.c.sha256)
+_TAKE_PENDING = (
+    delete(PENDING)
+    .where(PENDING.c.job_id.in_(bindparam("job_ids", expanding=True)))
+    .returning(PENDING.c.id, PENDING.c.job_id, PENDING.c.lease_token, *_ENTRY_COLUMNS)
+)
+"""Built once, as every statement of each completion: SQLAlchemy then reuses its cache key."""
 
 
 def _entry(row: Any) -> dict[str, Any]:

@@ -54,7 +54,11 @@ async def record(conn: AsyncConnection, events: list[Event], now: float) -> None
         }
         for e in events
     ]
-    await conn.execute(insert(EVENTS), rows)
+    await conn.execute(_INSERT_EVENTS, rows)
+
+
+_INSERT_EVENTS = insert(EVENTS)
+"""Built once: a statement built per call costs SQLAlchemy a new cache key on the hot path."""
 
 
 async def list_for_job(conn: AsyncConnection, job_id: str, *, all: bool = False) -> list[JobEventPublic]:

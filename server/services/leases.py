@@ -59,12 +59,14 @@ _LEASE_COLUMNS = (
 )
 
 
+_LEASE_ROWS = select(*_LEASE_COLUMNS).where(JOBS.c.id.in_(bindparam("job_ids", expanding=True)))
+# In id order, as every writer that locks several jobs does, so that two never deadlock.
+_LOCKED_LEASE_ROWS = _LEASE_ROWS.order_by(JOBS.c.id).with_for_update()
+
+
 async def _lease_rows(conn: AsyncConnection, coord: Coordinator, job_ids: Sequence[str]) -> dict[str, Any]:
-    query = select(*_LEASE_COLUMNS).where(JOBS.c.id.in_(set(job_ids)))
-    if coord.db.dialect.locks_rows:
-        # In id order, as every writer that locks several jobs does, so that two never deadlock.
-        query = query.order_by(JOBS.c.id).with_for_update()
-    return {row.id: row for row in await conn.execute(query)}
+    query = _LOCKED_LEASE_ROWS if coord.db.dialect.locks_rows else _LEASE_ROWS
+    return {row.id: row for row in await conn.execute(query, {"job_ids": sorted(set(job_ids))})}
 
 
 def _holds_lease(row: Any, token: str) -> bool:

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from taskpost.protocol import Role
 from taskpost.server.coordinator import Coordinator
@@ -106,21 +106,22 @@ def _check_not_expired(row: Any, digest: str, now: float) -> None:
         )
 
 
+# Built once: every request looks its key up, and SQLAlchemy reuses a statement's cache key.
+_BY_ID = select(*_COLUMNS).where(KEYS.c.id == bindparam("key_id"))
+_BY_DIGEST = select(*_COLUMNS).where(
+    ((KEYS.c.hash == bindparam("digest")) & (KEYS.c.hash_scheme == key_hashes.SHA256))
+    | (KEYS.c.previous_hash == bindparam("digest"))
+)
+
+
 async def _find(coord: Coordinator, raw: str, digest: str) -> Any:
     """The key's row: by SHA-256 (generated keys, their secret before the last rotation, and
     configured keys verified before), else by checking the configured (scrypt) keys one by one."""
     verified_id = coord.verified_keys.get(digest)
     async with coord.db.read_statement() as conn:
         if verified_id is not None:
-            return (await conn.execute(select(*_COLUMNS).where(KEYS.c.id == verified_id))).first()
-        row = (
-            await conn.execute(
-                select(*_COLUMNS).where(
-                    ((KEYS.c.hash == digest) & (KEYS.c.hash_scheme == key_hashes.SHA256))
-                    | (KEYS.c.previous_hash == digest)
-                )
-            )
-        ).first()
+            return (await conn.execute(_BY_ID, {"key_id": verified_id})).first()
+        row = (await conn.execute(_BY_DIGEST, {"digest": digest})).first()
         if row is not None:
             return row
         candidates = (

@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskpost.protocol import (
@@ -141,15 +141,14 @@ def gone_error(worker_id: str) -> WorkerNotFound:
     return WorkerNotFound(f"no registered agent has id {worker_id!r}: register again", worker_id=worker_id)
 
 
+_REREAD = select(WORKERS.c.draining, WORKERS.c.deregistered_at, WORKERS.c.last_seen_at).where(
+    WORKERS.c.id == bindparam("worker_id")
+)
+
+
 async def reread(conn: AsyncConnection, route: WorkerRoute) -> None:
     """Read whether the agent drains or is gone, inside the caller's transaction."""
-    row = (
-        await conn.execute(
-            select(WORKERS.c.draining, WORKERS.c.deregistered_at, WORKERS.c.last_seen_at).where(
-                WORKERS.c.id == route.worker_id
-            )
-        )
-    ).first()
+    row = (await conn.execute(_REREAD, {"worker_id": route.worker_id})).first()
     route.gone = row is None or row.deregistered_at is not None
     route.draining = bool(row is not None and row.draining)
     route.last_seen_at = row.last_seen_at if row is not None else 0.0
