@@ -57,7 +57,9 @@ async def claim(
     )
     if not reply.tasks and not reply.acks and not reply.drain:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return reply
+    # Serialised here: a returned model would be dumped, validated again against
+    # response_model and dumped once more by FastAPI, on the busiest route of all.
+    return Response(reply.model_dump_json(), media_type="application/json")
 
 
 @router.post("/workers/{worker_id}/complete")
