@@ -78,7 +78,8 @@ class TaskpostUnderTest:
             ids.update(item["job"]["id"] for item in response.json()["jobs"])
         return ids, time.perf_counter() - started
 
-    def _idle(self) -> bool:
+    def idle(self) -> bool:
+        """Nothing queued and nothing running."""
         for state in ("queued", "processing"):
             response = self.http.get("/jobs", params={"state": state, "limit": 1})
             response.raise_for_status()
@@ -110,7 +111,7 @@ class TaskpostUnderTest:
     def drain(self, ids: set[str], agents: int) -> tuple[float, float]:
         started = self.start_agents(agents)
         try:
-            wait_until(self._idle, DRAIN_TIMEOUT_S, "Taskpost to drain its queue", interval_s=IDLE_POLL_S)
+            wait_until(self.idle, DRAIN_TIMEOUT_S, "Taskpost to drain its queue", interval_s=IDLE_POLL_S)
         finally:
             for agent in started:
                 agent.stop(signal.SIGTERM)

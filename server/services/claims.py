@@ -275,7 +275,8 @@ async def claim_request(
         coord, route, max_tasks, completions, namespaces, task_types
     )
     if corrupt and not tasks:
-        # An agent that just reported results should not sit in a long poll with nothing to show.
+        # Every row claimed was set dead as corrupt: claim again, without holding (an agent
+        # that just reported results should not sit in a long poll with nothing to show).
         tasks = await claim_with_wait(coord, route, max_tasks, 0, namespaces, task_types)
     return ClaimResponse(tasks=tasks, acks=acks, drain=route.draining)
 
